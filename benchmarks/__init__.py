@@ -1,0 +1,1 @@
+"""The benchmark harness: config, registry, timing, metrics, results, CLI. Cases are sub-packages."""

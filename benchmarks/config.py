@@ -1,0 +1,299 @@
+"""Three YAML files per case, merged with the reference rules into one frozen, typed `Config`.
+
+configs/<case>/configurations.yaml  harness keys (`RunConfig`)
+configs/<case>/parameters.yaml      case keys (the case's `Params` dataclass)
+configs/<case>/vendor_config/<vendor>_configurations.yaml
+                                    overrides of harness keys + the vendor's own keys (its `Options`)
+Rules: a key in both configurations and parameters is an error; a vendor key overrides a configurations key,
+and setting it to the value it already has is an error ("redundant"); a vendor may not set case parameters
+or `flops` (they define what is measured); then `--set key=value` overrides anything. Every key is declared
+in one of the three dataclasses with a type; unknown keys, wrong types and missing required keys are errors
+naming the key and the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import BenchmarkError
+from .flops import parse_flops
+from .interfaces import PRECISIONS
+
+
+def doc(text: str, **kw: Any) -> Any:
+    """A dataclass field carrying its documentation (shown by `--help-config` and in docs)."""
+    return field(metadata={"doc": text}, **kw)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Harness keys. The first block are the reference's keys, kept with their names and meaning."""
+
+    batch_size: int = doc("prompts per forward; the reference semantics is 1")
+    flops: str = doc("FLOPs per token as an arithmetic string, e.g. '2*7e9' (parsed safely, never eval'd)")
+    fp16: bool = doc("reference switch: true = fp16, false = fp32 (see `precision`)")
+    compiler: str = doc("the toolkit of the inference pass, e.g. 'inductor' or 'none' (eager)")
+    num_workers: int = doc("kept for compatibility; prompts are tokenized once up front", default=8)
+    log_freq: int = doc("log a progress line every N questions", default=100)
+    repeat: int = doc("kept for compatibility; must be 1", default=1)
+    no_validation: bool = doc("skip the validation pass (plain model)", default=False)
+    exist_onnx_path: str | None = doc("kept for compatibility; must be null", default=None)
+    exist_compiler_path: str | None = doc("kept for compatibility; must be null", default=None)
+    # Additions.
+    precision: str | None = doc("fp16, bf16 or fp32; when null it follows `fp16`", default=None)
+    tf32: bool = doc("allow TF32 tensor cores for fp32 matmuls (MFU then uses the TF32 peak)", default=True)
+    synthetic_weights: bool = doc(
+        "random weights of the same architecture, for speed-only runs (accuracy not meaningful)", default=False
+    )
+    seed: int = doc("seed for torch/random (synthetic weights)", default=0)
+    warmup_longest: bool = doc(
+        "run the plain model once on the longest prompt before the validation pass, so the allocator and "
+        "library caches are warm (timed separately as val_warmup_time)",
+        default=True,
+    )
+    allow_compile_fallback: bool = doc(
+        "if the toolkit fails to compile, run the inference pass on the plain model (the result says so)",
+        default=False,
+    )
+
+    def __post_init__(self) -> None:
+        if self.batch_size != 1:
+            _bad("batch_size", self.batch_size, "1 (batch-1 semantics; batching is a vendor optimization)")
+        if self.repeat != 1:
+            _bad("repeat", self.repeat, "1 (use --repeat N on the command line for repeated runs)")
+        if self.log_freq < 1:
+            _bad("log_freq", self.log_freq, "a positive integer")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            _bad("precision", self.precision, "one of " + ", ".join(PRECISIONS) + " or null")
+        if self.exist_onnx_path is not None or self.exist_compiler_path is not None:
+            _bad("exist_onnx_path/exist_compiler_path", "set", "null (prebuilt artefacts are not supported)")
+        parse_flops(self.flops)
+
+    @property
+    def effective_precision(self) -> str:
+        return self.precision or ("fp16" if self.fp16 else "fp32")
+
+    @property
+    def flops_per_token(self) -> float:
+        return parse_flops(self.flops)
+
+
+def _bad(key: str, value: Any, expected: str) -> typing.NoReturn:
+    raise BenchmarkError(f"config key '{key}': got {value!r}; expected {expected}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The merged configuration. `sources` says which file (or --set) each key's value came from."""
+
+    run: RunConfig
+    case: Any
+    vendor: Any
+    sources: Mapping[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for part in (self.run, self.case, self.vendor):
+            out.update(dataclasses.asdict(part))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- YAML
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' appears twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path, required: bool = True) -> dict[str, Any]:
+    if not path.is_file():
+        if not required:
+            return {}
+        raise BenchmarkError(f"{path}: config file not found; create it (see configs/ in the repository)")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        msg = " ".join(str(exc).split())
+        raise BenchmarkError(f"{path}: not valid YAML ({msg})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BenchmarkError(f"{path}: expected a mapping of key: value at the top level, got {type(data).__name__}")
+    for key in data:
+        if not isinstance(key, str):
+            raise BenchmarkError(f"{path}: key {key!r} is not a string")
+    return data
+
+
+# ------------------------------------------------------------------------------------------- typing
+
+
+def _check_type(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_check_type(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is Any:
+        return True
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin in (dict, Mapping, typing.Mapping) or tp in (dict, Mapping):
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if origin is tuple:
+        return isinstance(value, (list, tuple)) and all(_check_type(v, typing.get_args(tp)[0]) for v in value)
+    raise TypeError(f"unsupported config type {tp!r}")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if typing.get_origin(tp) is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if typing.get_origin(tp) in (dict, Mapping, typing.Mapping):
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def fields_of(cls: type) -> dict[str, tuple[Any, dataclasses.Field]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f) for f in dataclasses.fields(cls) if f.init}
+
+
+def build(cls: type, values: Mapping[str, Any], sources: Mapping[str, str]) -> Any:
+    """Construct dataclass `cls` from `values`, checking types; errors name the key and its file."""
+    kwargs = {}
+    for name, (tp, f) in fields_of(cls).items():
+        if name not in values:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise BenchmarkError(f"config key '{name}' is required but missing; add it to {sources.get(name, 'the config')}")
+            continue
+        value = values[name]
+        if not _check_type(value, tp):
+            raise BenchmarkError(
+                f"{sources.get(name, 'config')}: key '{name}' has {type(value).__name__} value {value!r}; "
+                f"expected {_type_name(tp)}"
+            )
+        if typing.get_origin(tp) is tuple and isinstance(value, list):
+            value = tuple(value)
+        if _check_type(value, float) and tp is float:
+            value = float(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except BenchmarkError as exc:
+        # Name the file the offending key came from.
+        raise BenchmarkError(f"{_first_source(str(exc), sources)}{exc}") from None
+
+
+def _first_source(message: str, sources: Mapping[str, str]) -> str:
+    for key, src in sources.items():
+        if f"'{key}'" in message:
+            return f"{src}: "
+    return ""
+
+
+def parse_set(item: str, types_by_key: Mapping[str, Any]) -> tuple[str, Any]:
+    """`key=value` from --set, typed by the key's declared type."""
+    if "=" not in item or not item.split("=", 1)[0].strip():
+        raise BenchmarkError(f"--set {item!r}: expected key=value, e.g. --set precision=bf16")
+    key, raw = (s.strip() for s in item.split("=", 1))
+    if key not in types_by_key:
+        raise BenchmarkError(f"--set {item!r}: unknown key '{key}'; known keys: {', '.join(sorted(types_by_key))}")
+    tp = types_by_key[key]
+    if _check_type(raw, tp):
+        # Keys that take strings keep the text verbatim ("2*7e9" must not turn into anything else).
+        return key, (None if raw in ("null", "~") and _check_type(None, tp) else raw)
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        value = raw
+    if not _check_type(value, tp):
+        raise BenchmarkError(f"--set {item!r}: '{key}' expects {_type_name(tp)}, got {raw!r}")
+    return key, value
+
+
+def load_config(
+    config_root: Path,
+    case_name: str,
+    vendor_name: str,
+    case_params: type,
+    vendor_options: type,
+    overrides: list[str] = (),
+) -> Config:
+    case_dir = config_root / case_name
+    conf_path = case_dir / "configurations.yaml"
+    params_path = case_dir / "parameters.yaml"
+    vendor_path = case_dir / "vendor_config" / f"{vendor_name}_configurations.yaml"
+    conf, params, vend = read_yaml(conf_path), read_yaml(params_path), read_yaml(vendor_path)
+
+    groups = {"run": fields_of(RunConfig), "case": fields_of(case_params), "vendor": fields_of(vendor_options)}
+    owner: dict[str, str] = {}
+    for group, fields in groups.items():
+        for key in fields:
+            assert key not in owner, f"config key {key!r} declared twice ({owner[key]} and {group})"
+            owner[key] = group
+    types_by_key = {k: tp for fields in groups.values() for k, (tp, _) in fields.items()}
+
+    both = sorted(set(conf) & set(params))
+    if both:
+        raise BenchmarkError(f"{params_path}: key '{both[0]}' is also in {conf_path}; keep it in one file")
+    sources = {k: str(conf_path) for k in conf} | {k: str(params_path) for k in params}
+    merged = {**conf, **params}
+    for key, value in vend.items():
+        if key in params or owner.get(key) == "case" or key == "flops":
+            raise BenchmarkError(
+                f"{vendor_path}: key '{key}' defines what is measured and may not be set by a vendor; remove it"
+            )
+        if key in conf and conf[key] == value and type(conf[key]) is type(value):
+            raise BenchmarkError(f"{vendor_path}: key '{key}' repeats the value {value!r} of {conf_path} (redundant); remove it")
+        merged[key] = value
+        sources[key] = str(vendor_path)
+    for key in merged:
+        if key not in owner:
+            hint = "harness, case or vendor" if vendor_options is not type(None) else "harness or case"
+            raise BenchmarkError(
+                f"{sources[key]}: unknown key '{key}' (not a {hint} key); known keys: {', '.join(sorted(owner))}"
+            )
+    for item in overrides:
+        key, value = parse_set(item, types_by_key)
+        merged[key] = value
+        sources[key] = "--set"
+    parts = {}
+    for group, cls in (("run", RunConfig), ("case", case_params), ("vendor", vendor_options)):
+        parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources)
+    return Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources))
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """For vendors without keys of their own."""

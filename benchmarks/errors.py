@@ -1,0 +1,14 @@
+"""One exception type for user mistakes; the CLI turns it into a one-line message and exit code 2."""
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 3
+
+
+class BenchmarkError(Exception):
+    """A mistake the user can fix (bad path, config key, CSV row, ...).
+
+    The message is one line that names the file/key/value, says what was expected and how to fix it.
+    Library code raises this and never calls sys.exit; only `benchmarks.cli` decides exit codes.
+    """

@@ -1,0 +1,127 @@
+"""The llama2_7b_mmlu case (FlagPerf inference): Llama-2-7B on MMLU, 5-shot.
+
+The case supplies the parameters it owns, the workload (tokenized prompts and labels), the model and the
+FLOPs definition; the harness supplies timing, vendors and reporting.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import doc
+from ..errors import BenchmarkError
+from . import data as mmlu
+from .model import build_model
+
+MAX_TOKENS = 2048  # the reference's truncation limit, BOS included
+
+HOW_TO_GET = {
+    "weight_dir": "request Llama-2-7B from Meta (https://ai.meta.com/llama), download the base model (not "
+    "chat), convert it with transformers' convert_llama_weights_to_hf.py into data_dir/weight_dir",
+    "mmlu_dir": "download data.tar of MMLU (https://people.eecs.berkeley.edu/~hendrycks/data.tar), extract "
+    "it and place its data/ folder at data_dir/mmlu_dir",
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    """Case keys (parameters.yaml). They define what is measured: vendors may not set them."""
+
+    weight_dir: str = doc("folder under data_dir with the Llama-2-7B HF weights and tokenizer")
+    mmlu_dir: str = doc("folder under data_dir with MMLU's dev/ and test/ CSV folders")
+    few_shots: int = doc("dev examples per prompt (MMLU standard: 5)")
+
+    def __post_init__(self) -> None:
+        for key in ("weight_dir", "mmlu_dir"):
+            value = getattr(self, key)
+            if not value.strip():
+                raise BenchmarkError(f"config key '{key}' is empty; expected a folder name under data_dir")
+            if not Path(value).is_absolute() and ".." in Path(value).parts:
+                raise BenchmarkError(
+                    f"config key '{key}': {value!r} leaves data_dir; use a path inside data_dir or an absolute path"
+                )
+        if not 0 <= self.few_shots <= 5:
+            raise BenchmarkError(f"config key 'few_shots': got {self.few_shots}; expected 0..5 (MMLU dev has 5 rows)")
+
+
+@dataclass(frozen=True)
+class Workload:
+    samples: list[mmlu.Sample]
+    fingerprint: dict[str, str]
+    notes: dict[str, Any]
+
+
+class Llama2MMLU:
+    name = "llama2_7b_mmlu"
+    Params = Params
+
+    def paths(self, params: Params, data_dir: Path) -> dict[str, Path]:
+        return {key: data_dir / getattr(params, key) for key in ("weight_dir", "mmlu_dir")}
+
+    def check_data(self, params: Params, data_dir: Path, smoke_hint: str) -> None:
+        """Fail early, with the way to get them, when data or weights are missing."""
+        if not data_dir.is_dir():
+            raise BenchmarkError(
+                f"data_dir {data_dir} does not exist; create it with {params.weight_dir}/ and {params.mmlu_dir}/ "
+                f"inside (see benchmarks/llama2_7b_mmlu/README.md), or try {smoke_hint}"
+            )
+        for key, path in self.paths(params, data_dir).items():
+            if not path.is_dir() or not any(path.iterdir()):
+                state = "is empty" if path.is_dir() else "not found"
+                raise BenchmarkError(f"{key} {path} {state}: {HOW_TO_GET[key]}; or try {smoke_hint}")
+
+    def load_tokenizer(self, weight_dir: Path) -> Any:
+        import transformers
+
+        try:
+            tok = transformers.AutoTokenizer.from_pretrained(weight_dir)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise BenchmarkError(
+                f"{weight_dir}: cannot load the tokenizer ({' '.join(str(exc).split())[:200]}); the folder needs "
+                "the Llama-2 tokenizer files (tokenizer.json / tokenizer.model, tokenizer_config.json)"
+            ) from None
+        if not getattr(tok, "is_fast", False):
+            raise BenchmarkError(f"{weight_dir}: only a fast tokenizer was expected (tokenizer.json); add it")
+        return tok
+
+    def load_workload(self, params: Params, data_dir: Path, limit: int | None) -> Workload:
+        paths = self.paths(params, data_dir)
+        tokenizer = self.load_tokenizer(paths["weight_dir"])
+        dev, test = mmlu.load_mmlu(paths["mmlu_dir"], params.few_shots, limit)
+        samples = mmlu.build_samples(tokenizer, dev, test, params.few_shots, MAX_TOKENS)
+        if not samples:
+            raise BenchmarkError(f"{paths['mmlu_dir']}: no test questions selected (check --limit)")
+        return Workload(
+            samples=samples,
+            fingerprint={"mmlu_csv_sha256": mmlu.fingerprint(paths["mmlu_dir"]),
+                         "weights_sha256": weights_fingerprint(paths["weight_dir"])},
+            notes={"truncated_prompts": sum(s.n_dropped > 0 for s in samples), "max_tokens": MAX_TOKENS,
+                   "letter_ids": mmlu.letter_ids(tokenizer)},
+        )
+
+    def build_model(self, params: Params, data_dir: Path, precision: str, device: torch.device,
+                    synthetic: bool, seed: int) -> torch.nn.Module:
+        return build_model(self.paths(params, data_dir)["weight_dir"], precision, device, synthetic, seed)
+
+    def smoke_data(self) -> Path:
+        from ..smoke import default_cache_dir, make_smoke_data
+
+        return make_smoke_data(default_cache_dir())
+
+
+def weights_fingerprint(weight_dir: Path) -> str:
+    """sha256 of config.json and the weights' index (or of the file names and sizes): cheap, not the 13 GB."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (weight_dir / name).is_file():
+            h.update(name.encode() + (weight_dir / name).read_bytes())
+    for path in sorted(weight_dir.glob("*.safetensors")) + sorted(weight_dir.glob("*.bin")):
+        h.update(f"{path.name}:{path.stat().st_size}".encode())
+    return h.hexdigest()
+
+
+CASE = Llama2MMLU()

@@ -1,0 +1,105 @@
+"""Builds `transformers.LlamaForCausalLM` from `data_dir/weight_dir` (or random weights of its shape).
+
+The harness gets a `LastTokenLM`: (input_ids [B, L], last_pos [B]) -> logits [B, vocab] at last_pos. Only the
+scored position goes through lm_head: the reference computes every position's logits and reads the last,
+which is the same numbers for the scored row and 32000 x L wasted multiply-adds for the others.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import transformers
+from torch import nn
+
+from ..errors import BenchmarkError
+from ..interfaces import DTYPES
+
+# Llama-2-7B (meta-llama/Llama-2-7b-hf config.json), for synthetic runs without a config.json.
+LLAMA2_7B = dict(
+    vocab_size=32000,
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=4096,
+    rms_norm_eps=1e-5,
+    hidden_act="silu",
+    rope_theta=10000.0,
+    bos_token_id=1,
+    eos_token_id=2,
+    tie_word_embeddings=False,
+)
+
+_DTYPE_KW = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+
+
+class LastTokenLM(nn.Module):
+    """Causal LM returning only the logits of one position per row.
+
+    Tokens to the right of last_pos cannot change the result (causal attention), so callers may right-pad.
+    """
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.body = lm.model
+        self.lm_head = lm.lm_head
+
+    def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
+        hidden = self.body(input_ids=input_ids, use_cache=False).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return self.lm_head(hidden[rows, last_pos])
+
+
+def read_model_config(weight_dir: Path) -> transformers.LlamaConfig | None:
+    path = weight_dir / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BenchmarkError(f"{path}: not valid JSON ({exc}); re-export the weights in Hugging Face format") from None
+    if not isinstance(raw, dict) or raw.get("model_type") != "llama":
+        found = raw.get("model_type") if isinstance(raw, dict) else type(raw).__name__
+        raise BenchmarkError(
+            f"{path}: model_type is {found!r}, expected 'llama'; weight_dir must hold a Llama-2 model in "
+            "Hugging Face format (convert Meta's weights with transformers' convert_llama_weights_to_hf.py)"
+        )
+    try:
+        return transformers.LlamaConfig.from_pretrained(weight_dir)
+    except (ValueError, TypeError, OSError) as exc:
+        raise BenchmarkError(f"{path}: not a valid Llama config ({' '.join(str(exc).split())})") from None
+
+
+def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int) -> LastTokenLM:
+    dtype = DTYPES[precision]
+    config = read_model_config(weight_dir)
+    if synthetic:
+        config = config or transformers.LlamaConfig(**LLAMA2_7B)
+        torch.manual_seed(seed)
+        # Built directly on the device in the run's dtype: random init of 7B params is fast there.
+        with torch.device(device):
+            lm = transformers.LlamaForCausalLM._from_config(config, attn_implementation="sdpa", **{_DTYPE_KW: dtype})
+    else:
+        if config is None:
+            raise BenchmarkError(
+                f"{weight_dir}/config.json not found; weight_dir must hold Llama-2-7B in Hugging Face format "
+                "(or set synthetic_weights: true for a speed-only run)"
+            )
+        if not any(weight_dir.glob("*.safetensors")) and not any(weight_dir.glob("*.bin")):
+            raise BenchmarkError(
+                f"{weight_dir}: no *.safetensors or *.bin weight files; convert the Llama-2-7B weights to "
+                "Hugging Face format into this folder (or set synthetic_weights: true)"
+            )
+        try:
+            # Loaded in the run's dtype on the host, then moved: the device never holds an fp32 copy.
+            lm = transformers.LlamaForCausalLM.from_pretrained(
+                weight_dir, attn_implementation="sdpa", **{_DTYPE_KW: dtype}
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise BenchmarkError(f"{weight_dir}: cannot load the weights ({' '.join(str(exc).split())[:300]})") from None
+        lm = lm.to(device)
+    lm.eval()
+    return LastTokenLM(lm).eval()

@@ -1,0 +1,218 @@
+"""The run: init -> validation pass (plain model) -> toolkit compile + warm-up -> inference pass -> report.
+
+The result is kept up to date after every phase and written atomically, so a run that fails or is
+interrupted still leaves a result.json (status "failed"/"interrupted") with the phases it finished.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import metrics as _metrics
+from . import results
+from .config import Config
+from .errors import BenchmarkError
+from .interfaces import PeakFlops, Vendor
+from .passes import HostBatch, PassRecord, run_pass
+from .registry import get_toolkit
+from .timing import Spans
+
+log = logging.getLogger("benchmarks")
+
+REFERENCE_ACC = 0.458  # CASE.md, Llama-2-7B fp16 and fp32 (infer and val)
+ACC_TOLERANCE = 0.01  # absolute, for runs with the real weights over all 14,042 questions
+
+
+@dataclass
+class RunRequest:
+    case: Any
+    vendor: Vendor
+    config: Config
+    data_dir: Path
+    output_dir: Path
+    limit: int | None = None
+    smoke: bool = False
+    command_line: list[str] = field(default_factory=lambda: list(sys.argv))
+    progress: Callable[[str], Callable[[int, int, float], None] | None] | None = None
+
+
+def _versions() -> dict[str, Any]:
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "os": platform.platform()}
+
+
+class Run:
+    def __init__(self, req: RunRequest):
+        self.req = req
+        self.spans = Spans()
+        self.result: dict[str, Any] = {}
+        self.val: PassRecord | None = None
+        self.infer: PassRecord | None = None
+        self.samples: list[Any] = []
+
+    # ------------------------------------------------------------------------------------------------ files
+    def save(self) -> None:
+        results.write_json(self.req.output_dir / "result.json", self.result)
+
+    def _write_predictions(self) -> None:
+        rows = []
+        for i, s in enumerate(self.samples):
+            rows.append({"subject": s.subject, "index": s.index, "n_tokens": len(s.input_ids), "label": s.label,
+                         "pred_val": self.val.predictions[i] if self.val else None,
+                         "pred_infer": self.infer.predictions[i] if self.infer else None})
+        results.write_jsonl(self.req.output_dir / "predictions.jsonl", rows)
+
+    # -------------------------------------------------------------------------------------------------- run
+    def execute(self) -> dict[str, Any]:
+        req, cfg = self.req, self.req.config.run
+        vendor, precision = req.vendor, cfg.effective_precision
+        if not vendor.supports(precision):
+            raise BenchmarkError(f"config key 'precision': vendor '{vendor.name}' device {vendor.device_name()} "
+                                 f"cannot run {precision}; choose another precision with --set precision=...")
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        torch.set_float32_matmul_precision("high" if cfg.tf32 else "highest")
+        toolkit = get_toolkit(vendor, cfg.compiler, req.config.vendor)
+        self.result = self._header(precision)
+        self.save()
+        sync = vendor.synchronize
+        e2e_start = time.perf_counter()
+        monitor = vendor.memory_monitor()
+        with monitor:
+            with self.spans.span("init", sync):
+                workload = req.case.load_workload(req.config.case, req.data_dir, req.limit)
+                self.samples = workload.samples
+                model = req.case.build_model(req.config.case, req.data_dir, precision, vendor.device(),
+                                             cfg.synthetic_weights, cfg.seed)
+                batch = HostBatch([s.input_ids for s in self.samples], vendor.device())
+            self.result["fingerprint"] = workload.fingerprint
+            self.result["counts"] = {"questions": len(self.samples), "tokens": sum(batch.lengths), **workload.notes}
+            self._phase_done("init")
+            labels = [s.label for s in self.samples]
+            if not cfg.no_validation:
+                if cfg.warmup_longest:
+                    with self.spans.span("val_warmup", sync), torch.inference_mode():
+                        n = max(batch.lengths)
+                        model(torch.ones(1, n, dtype=torch.int64, device=vendor.device()),
+                              torch.tensor([n - 1], device=vendor.device()))
+                with self.spans.span("validation", sync):
+                    self.val = run_pass("validation", model, batch, sync, cfg.log_freq, self._progress("validation"))
+                self._write_predictions()
+                self._phase_done("validation")
+            compile_fallback = None
+            with self.spans.span("compile", sync):
+                try:
+                    fn = toolkit.prepare(model, sorted(set(batch.lengths)))
+                except (BenchmarkError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # a toolkit failure is a run failure unless fallback is allowed
+                    if not cfg.allow_compile_fallback:
+                        raise
+                    compile_fallback = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                    log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
+                    fn = model
+            self._phase_done("compile")
+            with self.spans.span("inference", sync):
+                self.infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress("inference"))
+            self._write_predictions()
+        e2e = time.perf_counter() - e2e_start
+        report = toolkit.report()
+        peak = vendor.peak_flops(precision, cfg.tf32)
+        m = _metrics.compute(
+            e2e_s=e2e, val=self.val, infer=self.infer, labels=labels, flops_per_token=cfg.flops_per_token,
+            peak=peak, memory=monitor.report(), compile_s=self.spans.seconds.get("compile"),
+            val_warmup_s=self.spans.seconds.get("val_warmup"),
+        )
+        mem = monitor.report()
+        self.result.update(
+            status="completed",
+            metrics=m.as_dict(),
+            phases_s=dict(self.spans.seconds),
+            peak_flops={"value": peak.value, "source": peak.source},
+            memory={"used_gib": mem.used_gib, "total_gib": mem.total_gib, "source": mem.source,
+                    "samples": mem.samples, **dict(mem.details)},
+            toolkit_report={"name": report.name, "recompiles": report.recompiles,
+                            "optimizations": list(report.optimizations), "details": dict(report.details),
+                            "compile_fallback": compile_fallback},
+            optimizations=list(report.optimizations),
+            nonfinite_questions={"validation": self.val.nonfinite_questions if self.val else None,
+                                 "inference": self.infer.nonfinite_questions},
+        )
+        self.result["verdict"] = self._verdict(m, report.recompiles, compile_fallback, peak)
+        self.save()
+        results.atomic_write_text(req.output_dir / "result.md", results.markdown(self.result))
+        return self.result
+
+    def _progress(self, name: str) -> Callable[[int, int, float], None] | None:
+        return self.req.progress(name) if self.req.progress else None
+
+    def _phase_done(self, name: str) -> None:
+        self.result.setdefault("phases_done", []).append(name)
+        self.result["phases_s"] = dict(self.spans.seconds)
+        partial = {}
+        for rec in (self.val, self.infer):
+            if rec is not None:
+                key = "val" if rec.name == "validation" else "infer"
+                partial[f"p_{key}_whole"] = _metrics.throughput(rec.tokens, rec.whole_s)
+                partial[f"p_{key}_core"] = _metrics.throughput(rec.tokens, rec.core_s)
+                partial[f"{key}_acc"] = _metrics.accuracy(rec.predictions, [s.label for s in self.samples])
+        self.result["metrics_partial"] = partial
+        self.save()
+
+    def _header(self, precision: str) -> dict[str, Any]:
+        req, cfg = self.req, self.req.config.run
+        env = {"device_name": req.vendor.device_name(), **dict(req.vendor.environment()), **_versions(),
+               "command_line": req.command_line}
+        return {
+            "schema_version": results.SCHEMA_VERSION,
+            "status": "running",
+            "case": req.case.name,
+            "vendor": req.vendor.name,
+            "toolkit": cfg.compiler,
+            "precision": precision,
+            "tf32": cfg.tf32,
+            "batch_size": cfg.batch_size,
+            "synthetic_weights": cfg.synthetic_weights,
+            "limit": req.limit,
+            "smoke": req.smoke,
+            "start_time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "environment": env,
+            "config": req.config.as_dict(),
+            "config_sources": dict(req.config.sources),
+        }
+
+    def _verdict(self, m: _metrics.Metrics, recompiles: int, fallback: str | None, peak: PeakFlops) -> dict[str, Any]:
+        reasons, notes = [], []
+        if self.req.smoke:
+            reasons.append("smoke run on a tiny generated model and data")
+        if self.req.limit is not None:
+            reasons.append(f"partial workload: --limit {self.req.limit} questions per subject")
+        if recompiles:
+            reasons.append(f"{recompiles} recompilation(s) during the timed inference pass")
+        if fallback:
+            reasons.append(f"toolkit failed and the plain model was used: {fallback}")
+        for rec in (self.val, self.infer):
+            if rec is not None and rec.nonfinite_questions:
+                reasons.append(f"{rec.nonfinite_questions} question(s) with non-finite logits in the {rec.name} pass")
+        if self.req.config.run.synthetic_weights:
+            notes.append("synthetic (random) weights: accuracy is not meaningful")
+        elif not self.req.smoke and self.req.limit is None:
+            for key in ("infer_acc", "val_acc"):
+                acc = getattr(m, key)
+                if acc is not None and abs(acc - REFERENCE_ACC) > ACC_TOLERANCE:
+                    reasons.append(f"{key} {acc:.3f} is outside the reference {REFERENCE_ACC} +- {ACC_TOLERANCE}")
+        if peak.value is None:
+            notes.append(f"MFU not reported: {peak.source}")
+        return {"status": "INVALID" if reasons else "VALID", "reasons": reasons, "notes": notes,
+                "accuracy_meaningful": not (self.req.config.run.synthetic_weights or self.req.smoke)}

@@ -1,0 +1,30 @@
+"""Timers as context managers that record typed spans in seconds. Measurement only: no model code here."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+
+@dataclass
+class Spans:
+    """Named wall-clock spans of one run, in seconds, in the order they were opened."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def span(self, name: str, sync: Callable[[], None] | None = None) -> Iterator[None]:
+        """Time the body; `sync` (the vendor's synchronize) runs before both clock reads.
+
+        The span is recorded even when the body raises, so a failed run still reports what it spent.
+        """
+        if sync:
+            sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if sync:
+                sync()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start

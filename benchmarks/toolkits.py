@@ -1,0 +1,147 @@
+"""Toolkit adapters any PyTorch vendor can offer: `none` (the plain model) and `inductor` (torch.compile).
+
+Vendors list them in `Vendor.toolkits()`; their keys live in the vendor's options dataclass, which should
+inherit `InductorOptions` to offer `inductor`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .config import doc
+from .errors import BenchmarkError
+from .interfaces import ModelFn, ToolkitReport
+
+log = logging.getLogger("benchmarks")
+
+DYNAMO_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class InductorOptions:
+    """Vendor YAML keys of the inductor toolkit (reference names kept: dynamo_mode, dynamo_dynamic)."""
+
+    dynamo_mode: str | None = doc("torch.compile mode: " + ", ".join(DYNAMO_MODES) + " (null: default)", default=None)
+    dynamo_dynamic: bool | None = doc("torch.compile dynamic= (true: one graph for all lengths)", default=True)
+    inductor_options: dict[str, Any] = doc(
+        "torch.compile options= (inductor config); cannot be combined with dynamo_mode", default_factory=dict
+    )
+    pad_multiple: int = doc(
+        "right-pad each prompt to a multiple of this many tokens (0: off) so compiled shapes and CUDA graphs "
+        "are reused; the scored position is unchanged (causal model) and throughput counts real tokens only",
+        default=0,
+    )
+
+    def __post_init__(self) -> None:
+        if self.dynamo_mode is not None and self.dynamo_mode not in DYNAMO_MODES:
+            raise BenchmarkError(f"config key 'dynamo_mode': got {self.dynamo_mode!r}; expected one of {', '.join(DYNAMO_MODES)} or null")
+        if self.dynamo_mode not in (None, "default") and self.inductor_options:
+            raise BenchmarkError("config keys 'dynamo_mode' and 'inductor_options' cannot both be set (torch.compile "
+                                 "takes mode or options); put the mode's settings into inductor_options")
+        if self.pad_multiple < 0:
+            raise BenchmarkError(f"config key 'pad_multiple': got {self.pad_multiple}; expected 0 (off) or a positive integer")
+
+
+class Eager:
+    """The plain model, unchanged (the 'none' toolkit)."""
+
+    name = "none"
+
+    def __init__(self, options: Any, vendor: Any):
+        pass
+
+    def prepare(self, model_fn: ModelFn, warmup_lengths: Sequence[int]) -> ModelFn:
+        return model_fn
+
+    def report(self) -> ToolkitReport:
+        return ToolkitReport(name=self.name)
+
+
+def padded_length(n: int, multiple: int) -> int:
+    return n if multiple <= 1 else math.ceil(n / multiple) * multiple
+
+
+class PadRight(torch.nn.Module):
+    """Right-pads input_ids to a multiple of `multiple` so few distinct shapes reach the compiled model."""
+
+    def __init__(self, fn: ModelFn, multiple: int, pad_id: int = 0):
+        super().__init__()
+        self.fn, self.multiple, self.pad_id = fn, multiple, pad_id
+
+    def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
+        extra = padded_length(input_ids.shape[1], self.multiple) - input_ids.shape[1]
+        if extra:
+            input_ids = F.pad(input_ids, (0, extra), value=self.pad_id)
+        return self.fn(input_ids, last_pos)
+
+
+def _graph_count() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+class Inductor:
+    """torch.compile with the inductor backend, warmed up on every shape the run will see."""
+
+    name = "inductor"
+
+    def __init__(self, options: InductorOptions, vendor: Any):
+        self.options, self.vendor = options, vendor
+        self._graphs_after_warmup = 0
+        self._warm_shapes = 0
+
+    def _compile_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        kwargs: dict[str, Any] = {"backend": "inductor", "dynamic": o.dynamo_dynamic}
+        if o.inductor_options:
+            kwargs["options"] = dict(o.inductor_options)
+        elif o.dynamo_mode:
+            kwargs["mode"] = o.dynamo_mode
+        return kwargs
+
+    def prepare(self, model_fn: ModelFn, warmup_lengths: Sequence[int]) -> ModelFn:
+        compiled = self.wrap_compiled(torch.compile(model_fn, **self._compile_kwargs()))
+        fn: ModelFn = compiled
+        if self.options.pad_multiple > 1:
+            fn = PadRight(compiled, self.options.pad_multiple)
+        device = self.vendor.device()
+        shapes = sorted({padded_length(n, self.options.pad_multiple) for n in warmup_lengths}, reverse=True)
+        # Longest first: the allocator's first segments are then large enough for every later shape.
+        # Two calls per shape: CUDA-graph modes record on a later call than the first.
+        with torch.inference_mode():
+            for n in shapes:
+                ids = torch.ones(1, n, dtype=torch.int64, device=device)
+                last = torch.tensor([n - 1], device=device)
+                for _ in range(2):
+                    fn(ids, last)
+        self.vendor.synchronize()
+        self._warm_shapes = len(shapes)
+        self._graphs_after_warmup = _graph_count()
+        log.info("inductor: warmed %d shapes, %d graphs", len(shapes), self._graphs_after_warmup)
+        return fn
+
+    def wrap_compiled(self, compiled: ModelFn) -> ModelFn:
+        """Hook for device-specific adapters: what to do around each call of the compiled model."""
+        return compiled
+
+    def report(self) -> ToolkitReport:
+        o = self.options
+        opts = []
+        if o.pad_multiple > 1:
+            opts.append(f"pad_multiple={o.pad_multiple}")
+        return ToolkitReport(
+            name=self.name,
+            recompiles=_graph_count() - self._graphs_after_warmup,
+            optimizations=tuple(opts),
+            details={"compile_kwargs": {k: v for k, v in self._compile_kwargs().items()},
+                     "warmed_shapes": self._warm_shapes, "graphs": self._graphs_after_warmup},
+        )
+
+
+TOOLKITS: Mapping[str, Any] = {"none": Eager, "inductor": Inductor}

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Side-by-side speed of inference variants on one card, through the harness's own code paths.
+
+Builds the case's model (synthetic weights unless the weight dir has real ones), tokenizes the real MMLU
+prompts, samples N of them (seeded), and runs each variant's pass with the harness's `run_pass`, printing
+one table: compile/warm-up seconds, core and whole tokens/s, MFU, agreement with the first variant's
+predictions, peak memory. Variants, comma-separated, run in order in one process:
+
+  eager                     the plain model (first use of each length if it comes first)
+  eager+warm                the plain model after one forward at the longest length
+  compile:MODE:DYN:PAD      inductor with dynamo_mode MODE (default, reduce-overhead, max-autotune-no-cudagraphs),
+                            dynamic DYN (dyn|static), pad_multiple PAD (0 = off)
+
+Example (GPU): python tools/bench_variants.py --data_dir .devdata/data --n 300 \
+    --variants eager,eager,compile:default:dyn:0,compile:reduce-overhead:dyn:64
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
+from benchmarks.passes import HostBatch, run_pass  # noqa: E402
+from benchmarks.registry import default_vendor, get_vendor  # noqa: E402
+from benchmarks.toolkits import padded_length  # noqa: E402
+
+
+def parse_variant(spec: str) -> dict:
+    if spec in ("eager", "eager+warm"):
+        return {"kind": spec}
+    _, mode, dyn, pad = spec.split(":")
+    return {"kind": "compile", "mode": mode, "dynamic": dyn == "dyn", "pad": int(pad)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data_dir", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", default="fp16")
+    ap.add_argument("--variants", default="eager,eager,compile:default:dyn:0")
+    ap.add_argument("--profile", default="", help="variant index to profile with torch.profiler (top kernels)")
+    ap.add_argument("--json_out", type=Path, default=None)
+    args = ap.parse_args()
+
+    vendor = get_vendor(default_vendor())
+    vendor.configure(vendor.Options())
+    dev = vendor.device()
+    params = CASE.Params(weight_dir="llama2_7b_hf", mmlu_dir="mmlu_dataset/data", few_shots=5)
+    t = time.perf_counter()
+    work = CASE.load_workload(params, args.data_dir, None)
+    print(f"tokenized {len(work.samples)} prompts in {time.perf_counter() - t:.1f}s", flush=True)
+    rng = random.Random(args.seed)
+    samples = rng.sample(work.samples, min(args.n, len(work.samples)))
+    t = time.perf_counter()
+    synthetic = not any((args.data_dir / params.weight_dir).glob("*.safetensors"))
+    model = CASE.build_model(params, args.data_dir, args.precision, dev, synthetic, 0)
+    vendor.synchronize()
+    print(f"model built in {time.perf_counter() - t:.1f}s (synthetic={synthetic})", flush=True)
+    batch = HostBatch([s.input_ids for s in samples], dev)
+    tokens = sum(batch.lengths)
+    flops = 14e9
+    peak = vendor.peak_flops(args.precision, True).value
+    rows, ref_preds = [], None
+    for k, spec in enumerate(args.variants.split(",")):
+        v = parse_variant(spec)
+        torch._dynamo.reset()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        t = time.perf_counter()
+        fn = model
+        if v["kind"] == "eager+warm":
+            with torch.inference_mode():
+                n = max(batch.lengths)
+                model(torch.ones(1, n, dtype=torch.int64, device=dev), torch.tensor([n - 1], device=dev))
+        elif v["kind"] == "compile":
+            opts = vendor.Options(dynamo_mode=v["mode"], dynamo_dynamic=v["dynamic"], pad_multiple=v["pad"])
+            tk = vendor.toolkits()["inductor"](opts, vendor)
+            fn = tk.prepare(model, sorted(set(batch.lengths)))
+        vendor.synchronize()
+        prep = time.perf_counter() - t
+        if args.profile and str(k) == args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            small = HostBatch([s.input_ids for s in samples[:20]], dev)
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                run_pass("profile", fn, small, vendor.synchronize)
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25), flush=True)
+        rec = run_pass(spec, fn, batch, vendor.synchronize, log_freq=10**9)
+        if ref_preds is None:
+            ref_preds = rec.predictions
+        agree = sum(a == b for a, b in zip(rec.predictions, ref_preds)) / len(ref_preds)
+        core = tokens / rec.core_s
+        padded = sum(padded_length(n, v.get("pad", 0)) for n in batch.lengths)
+        mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
+        row = dict(variant=spec, prep_s=prep, core_tps=core, whole_tps=tokens / rec.whole_s,
+                   mfu=flops * core / peak if peak else None, agree=agree, pad_overhead=padded / tokens - 1,
+                   max_alloc_gib=mem, recompiles=tk.report().recompiles if v["kind"] == "compile" else 0)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\n{vendor.device_name()}, torch {torch.__version__}, {len(samples)} prompts, {tokens} tokens, "
+          f"mean {tokens / len(samples):.0f}, {args.precision}")
+    print("| variant | prep s | core tok/s | whole tok/s | MFU | agree | pad extra | max alloc GiB | recompiles |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a"
+        print(f"| {r['variant']} | {r['prep_s']:.1f} | {r['core_tps']:.0f} | {r['whole_tps']:.0f} | {mfu} | "
+              f"{r['agree']:.3f} | {100 * r['pad_overhead']:.1f}% | {r['max_alloc_gib']:.2f} | {r['recompiles']} |")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

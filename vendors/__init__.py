@@ -1,0 +1,1 @@
+"""In-tree vendors: one folder each, exposing `VENDOR` (see benchmarks/interfaces.py)."""

@@ -1,0 +1,80 @@
+"""The NVIDIA vendor: CUDA device, NVML memory sampling, the datasheet peak table, and torch.compile."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from benchmarks.config import doc
+from benchmarks.interfaces import PRECISIONS, PeakFlops
+from benchmarks.toolkits import Eager, InductorOptions
+
+from .inductor import CudaInductor
+from .memory import NvmlMemoryMonitor
+from .peaks import lookup_peak
+
+
+@dataclass(frozen=True)
+class NvidiaOptions(InductorOptions):
+    peak_flops: float | None = doc("override the peak FLOP/s of the table (e.g. for a card it lacks)", default=None)
+    memory_sample_interval_s: float = doc("NVML memory sampling interval (<= 0.1 for >= 10 samples/s)", default=0.05)
+    device_index: int = doc("torch CUDA device index to run on", default=0)
+
+
+class NvidiaVendor:
+    name = "nvidia"
+    Options = NvidiaOptions
+
+    def __init__(self) -> None:
+        self.options = NvidiaOptions()
+
+    def configure(self, options: NvidiaOptions) -> None:
+        self.options = options
+
+    def is_available(self) -> bool:
+        return torch.cuda.is_available()
+
+    def device(self) -> torch.device:
+        return torch.device("cuda", self.options.device_index)
+
+    def device_name(self) -> str:
+        return torch.cuda.get_device_name(self.device())
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.device())
+
+    def supports(self, precision: str) -> bool:
+        if precision == "bf16":
+            return torch.cuda.is_bf16_supported()
+        return precision in PRECISIONS
+
+    def memory_monitor(self) -> NvmlMemoryMonitor:
+        return NvmlMemoryMonitor(self.options.device_index, interval_s=self.options.memory_sample_interval_s)
+
+    def peak_flops(self, precision: str, tf32: bool) -> PeakFlops:
+        if self.options.peak_flops:
+            return PeakFlops(self.options.peak_flops, "vendor YAML peak_flops")
+        return lookup_peak(self.device_name(), precision, tf32)
+
+    def toolkits(self) -> Mapping[str, Any]:
+        return {"none": Eager, "inductor": CudaInductor}
+
+    def environment(self) -> Mapping[str, Any]:
+        env: dict[str, Any] = {"device_count": torch.cuda.device_count(), "cuda": torch.version.cuda,
+                               "cudnn": torch.backends.cudnn.version()}
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            try:
+                driver = pynvml.nvmlSystemGetDriverVersion()
+                env["driver"] = driver.decode() if isinstance(driver, bytes) else driver
+            finally:
+                pynvml.nvmlShutdown()
+        except Exception as exc:  # NVML is optional for the run; record why it is missing
+            env["driver"] = f"unknown ({type(exc).__name__})"
+        return env
+
+
+VENDOR = NvidiaVendor()
