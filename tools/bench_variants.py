@@ -49,10 +49,17 @@ def main() -> None:
     ap.add_argument("--variants", default="eager,eager,compile:default:dyn:0")
     ap.add_argument("--profile", default="", help="variant index to profile with torch.profiler (top kernels)")
     ap.add_argument("--json_out", type=Path, default=None)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="vendor option key=value")
     args = ap.parse_args()
 
     vendor = get_vendor(default_vendor())
-    vendor.configure(vendor.Options())
+    import dataclasses
+
+    from benchmarks.config import fields_of, parse_set
+
+    types_by_key = {k: tp for k, (tp, _) in fields_of(vendor.Options).items()}
+    base = dict(parse_set(item, types_by_key) for item in args.overrides)
+    vendor.configure(vendor.Options(**base))
     dev = vendor.device()
     params = CASE.Params(weight_dir="llama2_7b_hf", mmlu_dir="mmlu_dataset/data", few_shots=5)
     t = time.perf_counter()
@@ -82,7 +89,8 @@ def main() -> None:
                 n = max(batch.lengths)
                 model(torch.ones(1, n, dtype=torch.int64, device=dev), torch.tensor([n - 1], device=dev))
         elif v["kind"] == "compile":
-            opts = vendor.Options(dynamo_mode=v["mode"], dynamo_dynamic=v["dynamic"], pad_multiple=v["pad"])
+            opts = dataclasses.replace(vendor.options, dynamo_mode=v["mode"], dynamo_dynamic=v["dynamic"],
+                                       pad_multiple=v["pad"])
             tk = vendor.toolkits()["inductor"](opts, vendor)
             fn = tk.prepare(model, sorted(set(batch.lengths)))
         vendor.synchronize()

@@ -20,6 +20,11 @@ class NvidiaOptions(InductorOptions):
     peak_flops: float | None = doc("override the peak FLOP/s of the table (e.g. for a card it lacks)", default=None)
     memory_sample_interval_s: float = doc("NVML memory sampling interval (<= 0.1 for >= 10 samples/s)", default=0.05)
     device_index: int = doc("torch CUDA device index to run on", default=0)
+    sdpa_cudnn: bool = doc(
+        "let SDPA use cuDNN attention; cuDNN builds a plan per new sequence length, which made the eager pass "
+        "run at a third of its steady speed on lengths it had not seen (docs/results/README.md)",
+        default=True,
+    )
 
 
 class NvidiaVendor:
@@ -31,6 +36,7 @@ class NvidiaVendor:
 
     def configure(self, options: NvidiaOptions) -> None:
         self.options = options
+        torch.backends.cuda.enable_cudnn_sdp(options.sdpa_cudnn)
 
     def is_available(self) -> bool:
         return torch.cuda.is_available()
