@@ -31,6 +31,8 @@ class PassRecord:
     predictions: tuple[int, ...]
     core_s_each: tuple[float, ...]
     nonfinite_questions: int
+    # argmax over only the answer-choice ids (hendrycks/lm-eval scoring), when the case names them
+    choice_predictions: tuple[int, ...] | None = None
 
 
 class HostBatch:
@@ -71,10 +73,13 @@ def run_pass(
     synchronize: Callable[[], None],
     log_freq: int = 100,
     progress: Callable[[int, int, float], None] | None = None,
+    choice_ids: Sequence[int] | None = None,
 ) -> PassRecord:
     n = len(batch)
     device = batch.device
     preds = torch.empty(n, dtype=torch.int64, device=device)
+    choices = torch.tensor(list(choice_ids), dtype=torch.int64, device=device) if choice_ids else None
+    choice_preds = torch.empty(n, dtype=torch.int64, device=device) if choice_ids else None
     nonfinite = torch.zeros(n, dtype=torch.bool, device=device)
     core_each = [0.0] * n
     tokens = sum(batch.lengths)
@@ -91,12 +96,15 @@ def run_pass(
             # Scoring: argmax over the whole vocabulary (the reference rule), kept on the device.
             preds[i] = logits[0].argmax()
             nonfinite[i] = ~torch.isfinite(logits[0]).all()
+            if choices is not None:
+                choice_preds[i] = choices[logits[0, choices].argmax()]
             if progress is not None:
                 progress(i + 1, n, time.perf_counter() - whole_start)
             elif (i + 1) % log_freq == 0 or i + 1 == n:
                 log.info("%s: %d/%d questions", name, i + 1, n)
         predictions = tuple(preds.tolist())
         bad = int(nonfinite.sum().item())
+        choice_predictions = tuple(choice_preds.tolist()) if choice_preds is not None else None
     synchronize()
     whole = time.perf_counter() - whole_start
     return PassRecord(
@@ -108,4 +116,5 @@ def run_pass(
         predictions=predictions,
         core_s_each=tuple(core_each),
         nonfinite_questions=bad,
+        choice_predictions=choice_predictions,
     )

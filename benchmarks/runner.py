@@ -70,7 +70,10 @@ class Run:
         for i, s in enumerate(self.samples):
             rows.append({"subject": s.subject, "index": s.index, "n_tokens": len(s.input_ids), "label": s.label,
                          "pred_val": self.val.predictions[i] if self.val else None,
-                         "pred_infer": self.infer.predictions[i] if self.infer else None})
+                         "pred_infer": self.infer.predictions[i] if self.infer else None,
+                         "choice_val": self.val.choice_predictions[i] if self.val and self.val.choice_predictions else None,
+                         "choice_infer": (self.infer.choice_predictions[i]
+                                          if self.infer and self.infer.choice_predictions else None)})
         results.write_jsonl(self.req.output_dir / "predictions.jsonl", rows)
 
     # -------------------------------------------------------------------------------------------------- run
@@ -107,7 +110,8 @@ class Run:
                         model(torch.ones(1, n, dtype=torch.int64, device=vendor.device()),
                               torch.tensor([n - 1], device=vendor.device()))
                 with self.spans.span("validation", sync):
-                    self.val = run_pass("validation", model, batch, sync, cfg.log_freq, self._progress("validation"))
+                    self.val = run_pass("validation", model, batch, sync, cfg.log_freq, self._progress("validation"),
+                                        workload.choice_ids)
                 self._write_predictions()
                 self._phase_done("validation")
             compile_fallback = None
@@ -124,7 +128,8 @@ class Run:
                     fn = model
             self._phase_done("compile")
             with self.spans.span("inference", sync):
-                self.infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress("inference"))
+                self.infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress("inference"),
+                                      workload.choice_ids)
             self._write_predictions()
         e2e = time.perf_counter() - e2e_start
         report = toolkit.report()

@@ -53,6 +53,7 @@ class Workload:
     samples: list[mmlu.Sample]
     fingerprint: dict[str, str]
     notes: dict[str, Any]
+    choice_ids: tuple[int, ...] = ()  # token ids of the answer choices, for choice-restricted accuracy
 
 
 class Llama2MMLU:
@@ -95,12 +96,14 @@ class Llama2MMLU:
         samples = mmlu.build_samples(tokenizer, dev, test, params.few_shots, MAX_TOKENS)
         if not samples:
             raise BenchmarkError(f"{paths['mmlu_dir']}: no test questions selected (check --limit)")
+        letters = mmlu.letter_ids(tokenizer)
         return Workload(
             samples=samples,
+            choice_ids=tuple(letters[k] for k in mmlu.LETTERS),
             fingerprint={"mmlu_csv_sha256": mmlu.fingerprint(paths["mmlu_dir"]),
                          "weights_sha256": weights_fingerprint(paths["weight_dir"])},
             notes={"truncated_prompts": sum(s.n_dropped > 0 for s in samples), "max_tokens": MAX_TOKENS,
-                   "letter_ids": mmlu.letter_ids(tokenizer)},
+                   "letter_ids": letters},
         )
 
     def build_model(self, params: Params, data_dir: Path, precision: str, device: torch.device,
