@@ -93,6 +93,7 @@ def build_model(weight_dir: Path, precision: str, device: torch.device, syntheti
                 f"{weight_dir}: no *.safetensors or *.bin weight files; convert the Llama-2-7B weights to "
                 "Hugging Face format into this folder (or set synthetic_weights: true)"
             )
+        transformers.utils.logging.disable_progress_bar()  # one line per shard is noise in CI logs
         try:
             # Loaded in the run's dtype on the host, then moved: the device never holds an fp32 copy.
             lm = transformers.LlamaForCausalLM.from_pretrained(
