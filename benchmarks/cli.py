@@ -1,6 +1,8 @@
 """Command line: the one place that turns errors into messages and exit codes.
 
-Exit codes: 0 ok, 1 regression against a baseline, 2 bad input or usage, 3 the run itself failed.
+Exit codes: 0 ok, 1 regression against a baseline, 2 bad input or usage, 3 the run itself failed,
+130 interrupted (SIGINT or SIGTERM). Every failure is one line on stderr; the traceback of a crash goes to
+run.log (or to stderr with LLAMA_BENCH_TRACEBACK=1). See docs/errors_and_faults.md.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks")
@@ -26,7 +28,9 @@ class _ArgParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _ArgParser(prog="run_benchmark.py", description="FlagPerf-style LLM inference benchmark")
+    p = _ArgParser(prog="run_benchmark.py", description="FlagPerf-style LLM inference benchmark",
+                   epilog="subcommands on earlier results: compare-results, compare-predictions, plot "
+                          "(run_benchmark.py SUBCOMMAND --help)")
     p.add_argument("--case", default="llama2_7b_mmlu", help="case name (default: llama2_7b_mmlu)")
     p.add_argument("--vendor", default=None, help="vendor name (default: nvidia when CUDA is present, else cpu)")
     p.add_argument("--data_dir", type=Path, default=Path("data"), help="folder holding weight_dir and mmlu_dir")
@@ -36,15 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a merged config key (typed by the key's declared type); repeatable")
     p.add_argument("--limit", type=int, default=None, help="run only the first N questions of every subject")
     p.add_argument("--smoke", action="store_true",
-                   help="generate a tiny model and MMLU-format data and run the normal path on CPU")
+                   help="generate a tiny model and MMLU-format data and run the normal path on it "
+                        "(vendor default: cpu; any vendor may be named with --vendor)")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the timed validation and inference passes N times on the model built once and "
+                        "report the throughputs' spread (result.json 'repeat'); metrics stay those of run 1. "
+                        "Not the config key 'repeat', which stays 1 as in the reference")
+    p.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                   help="regression gate: compare with a result.json or a baseline YAML (docs/baselines.md); "
+                        "exit 1 on a regression")
+    p.add_argument("--history", type=Path, default=None, metavar="FILE",
+                   help="append this run as one row (result.csv columns) to a CSV file, for `plot`")
     return p
 
 
 def _setup_logging(output_dir: Path, quiet: bool) -> None:
     root = logging.getLogger("benchmarks")
     root.setLevel(logging.INFO)
-    root.handlers.clear()
+    for handler in list(root.handlers):  # a second run in one process must not leak the first one's log file
+        root.removeHandler(handler)
+        handler.close()
     fh = logging.FileHandler(output_dir / "run.log", encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root.addHandler(fh)
@@ -62,7 +78,8 @@ def _prepare_output(path: Path) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise BenchmarkError(f"output_dir {path} is not writable ({exc.strerror}); choose another --output_dir") from None
+        raise BenchmarkError(
+            f"output_dir {path} is not writable ({exc.strerror or exc}); choose another --output_dir") from None
     return path
 
 
@@ -70,45 +87,85 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _log_file_only(level: int, msg: str, *args: Any) -> None:
+    """A record for run.log alone: the terminal gets one line per failure, from main()."""
+    record = log.makeRecord(log.name, level, __file__, 0, msg, args, None)
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _save_shielded(run_: Any) -> None:
+    """Write the partial result with SIGINT/SIGTERM held off, so a second signal cannot lose it."""
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run_.save()
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+
+
+def _one_line(exc: BaseException, limit: int = 1000) -> str:
+    """The exception's message on one line, with the notes run() adds (where the partial result is)."""
+    text = " ".join(str(exc).split())[:limit]
+    notes = [" ".join(str(n).split()) for n in getattr(exc, "__notes__", ())]
+    return "; ".join([text, *notes]) if text else "; ".join(notes)
+
+
 def run(argv: list[str]) -> int:
     from .config import load_config
-    from .registry import default_vendor, get_case, get_vendor
+    from .registry import default_vendor, get_case, get_vendor, vendor_home
+    from .outputs import after_run, check_gate_inputs
+    from .progress import make_progress
     from .runner import Run, RunRequest
     from .results import TABLE_HEADER, table_row
+    from .subcommands import dispatch
 
+    code = dispatch(argv)  # compare-results / compare-predictions / plot
+    if code is not None:
+        return code
     args = build_parser().parse_args(argv)
     if args.limit is not None and args.limit < 1:
         raise BenchmarkError(f"--limit {args.limit}: expected a positive number of questions per subject")
+    if args.repeat < 1:
+        raise BenchmarkError(f"--repeat {args.repeat}: expected a positive number of runs (1: no repeat)")
     case = get_case(args.case)
-    vendor_name = "cpu" if args.smoke else (args.vendor or default_vendor())
-    if args.smoke and args.vendor not in (None, "cpu"):
-        raise BenchmarkError(f"--smoke runs on the cpu vendor; drop --vendor {args.vendor}")
+    vendor_name = args.vendor or default_vendor(smoke=args.smoke)
     vendor = get_vendor(vendor_name)
-    config = load_config(args.config_dir, args.case, vendor_name, case.Params, vendor.Options, args.overrides)
+    config = load_config(args.config_dir, args.case, vendor_name, case.Params, vendor.Options, args.overrides,
+                         vendor_home=vendor_home(vendor_name))
     vendor.configure(config.vendor)
+    if not vendor.is_available():
+        raise BenchmarkError(f"vendor '{vendor_name}' finds no usable device on this machine; "
+                             "choose another --vendor (or run where its device is)")
     if args.smoke:
         data_dir = case.smoke_data()
     else:
         data_dir = args.data_dir.resolve()
         case.check_data(config.case, data_dir, f"python run_benchmark.py --case {args.case} --smoke")
+    # A bad baseline or history file fails here (exit 2), before hours of running.
+    baseline = check_gate_inputs(args.baseline, args.history, {
+        "case": args.case, "precision": config.run.effective_precision, "tf32": config.run.tf32,
+        "toolkit": config.run.compiler, "vendor": vendor_name})
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     output_dir = _prepare_output(args.output_dir or REPO_ROOT / "outputs" / args.case / stamp)
     _setup_logging(output_dir, args.quiet)
     log.info("case %s, vendor %s (%s), output %s", args.case, vendor_name, vendor.device_name(), output_dir)
     run_ = Run(RunRequest(case=case, vendor=vendor, config=config, data_dir=data_dir, output_dir=output_dir,
-                          limit=args.limit, smoke=args.smoke, command_line=["run_benchmark.py", *argv]))
+                          limit=args.limit, smoke=args.smoke, repeat=args.repeat,
+                          command_line=["run_benchmark.py", *argv],
+                          progress=make_progress(args.quiet, config.run.log_freq)))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = run_.execute()
     except (KeyboardInterrupt, Exception) as exc:
         if run_.result:
             run_.result["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            run_.result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+            run_.result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:1000]}"
             run_.result["phases_s"] = dict(run_.spans.seconds)
-            run_.save()
-            log.error("run %s; partial result in %s", run_.result["status"], output_dir / "result.json")
-        if not isinstance(exc, BenchmarkError):
-            log.debug("traceback:\n%s", traceback.format_exc())
+            _save_shielded(run_)
+            _log_file_only(logging.ERROR, "run %s: %s", run_.result["status"], run_.result["error"])
+            exc.add_note(f"status {run_.result['status']} recorded in {output_dir / 'result.json'}")
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -116,8 +173,12 @@ def run(argv: list[str]) -> int:
     print(f"verdict: {result['verdict']['status']}" + "".join(f"\n  - {r}" for r in result["verdict"]["reasons"]))
     for note in result["verdict"]["notes"]:
         print(f"  note: {note}")
-    print(f"results: {output_dir / 'result.json'}")
-    return EXIT_OK
+    for key, s in ((result.get("repeat") or {}).get("spread") or {}).items():
+        if s:
+            cv = "n/a" if s["cv"] is None else f"{100 * s['cv']:.1f}%"
+            print(f"repeat x{result['repeat']['completed']} {key}: median {s['median']:.1f} "
+                  f"(min {s['min']:.1f}, max {s['max']:.1f}, CV {cv})")
+    return after_run(result, output_dir, baseline, args.history)  # gate, history, files; exit 0 or 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,15 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except BenchmarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a crash of the run itself: say so in one line, keep the traceback in the log
-        print(f"run failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {_one_line(exc) or 'keyboard interrupt'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a crash of the run itself: one line here, the traceback in run.log
+        logged = any(isinstance(h, logging.FileHandler) for h in log.handlers)
+        where = "traceback in run.log" if logged else "LLAMA_BENCH_TRACEBACK=1 prints the traceback"
+        print(f"run failed: {type(exc).__name__}: {_one_line(exc)} ({where})", file=sys.stderr)
         if os.environ.get("LLAMA_BENCH_TRACEBACK"):
             traceback.print_exc()
         else:
-            logging.getLogger("benchmarks").error("traceback:\n%s", traceback.format_exc())
+            _log_file_only(logging.ERROR, "traceback:\n%s", traceback.format_exc())
         return EXIT_RUN_FAILED

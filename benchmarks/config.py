@@ -3,7 +3,9 @@
 configs/<case>/configurations.yaml  harness keys (`RunConfig`)
 configs/<case>/parameters.yaml      case keys (the case's `Params` dataclass)
 configs/<case>/vendor_config/<vendor>_configurations.yaml
-                                    overrides of harness keys + the vendor's own keys (its `Options`)
+                                    overrides of harness keys + the vendor's own keys (its `Options`);
+                                    when it is missing, the copy the vendor ships in its own folder,
+                                    <vendor folder>/configs/<case>/<vendor>_configurations.yaml, is used
 Rules: a key in both configurations and parameters is an error; a vendor key overrides a configurations key,
 and setting it to the value it already has is an error ("redundant"); a vendor may not set case parameters
 or `flops` (they define what is measured); then `--set key=value` overrides anything. Every key is declared
@@ -184,20 +186,32 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _yaml11_float(value: Any, tp: Any) -> Any:
+    """PyYAML (YAML 1.1) reads 1e12 and 989.4e12 as strings; a key declared float takes them as numbers."""
+    if isinstance(value, str) and not _check_type(value, tp) and _check_type(0.5, tp):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if number == number and abs(number) != float("inf"):
+            return number
+    return value
+
+
 def fields_of(cls: type) -> dict[str, tuple[Any, dataclasses.Field]]:
     hints = typing.get_type_hints(cls)
     return {f.name: (hints[f.name], f) for f in dataclasses.fields(cls) if f.init}
 
 
-def build(cls: type, values: Mapping[str, Any], sources: Mapping[str, str]) -> Any:
+def build(cls: type, values: Mapping[str, Any], sources: Mapping[str, str], home: str = "the config") -> Any:
     """Construct dataclass `cls` from `values`, checking types; errors name the key and its file."""
     kwargs = {}
     for name, (tp, f) in fields_of(cls).items():
         if name not in values:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise BenchmarkError(f"config key '{name}' is required but missing; add it to {sources.get(name, 'the config')}")
+                raise BenchmarkError(f"config key '{name}' is required but missing; add it to {sources.get(name, home)}")
             continue
-        value = values[name]
+        value = _yaml11_float(values[name], tp)
         if not _check_type(value, tp):
             raise BenchmarkError(
                 f"{sources.get(name, 'config')}: key '{name}' has {type(value).__name__} value {value!r}; "
@@ -237,9 +251,26 @@ def parse_set(item: str, types_by_key: Mapping[str, Any]) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw else None
     except yaml.YAMLError:
         value = raw
+    value = _yaml11_float(value, tp)
     if not _check_type(value, tp):
         raise BenchmarkError(f"--set {item!r}: '{key}' expects {_type_name(tp)}, got {raw!r}")
     return key, value
+
+
+def vendor_yaml_path(config_root: Path, case_name: str, vendor_name: str, vendor_home: Path | None = None) -> Path:
+    """The vendor's YAML for a case: configs/<case>/vendor_config/<vendor>_configurations.yaml, else the one
+    the vendor ships in its folder (`vendor_home`, see registry.vendor_home), so an out-of-tree vendor needs no
+    file in this repository. A YAML under configs/ wins, so a site can override a shipped one."""
+    tried = [config_root / case_name / "vendor_config" / f"{vendor_name}_configurations.yaml"]
+    if vendor_home is not None:
+        tried.append(vendor_home / "configs" / case_name / f"{vendor_name}_configurations.yaml")
+    for path in tried:
+        if path.is_file():
+            return path
+    raise BenchmarkError(
+        f"vendor config not found for vendor '{vendor_name}' and case '{case_name}'; tried: "
+        + ", ".join(str(p) for p in tried) + "; create one of them (see docs/adding_a_vendor.md)"
+    )
 
 
 def load_config(
@@ -249,11 +280,12 @@ def load_config(
     case_params: type,
     vendor_options: type,
     overrides: list[str] = (),
+    vendor_home: Path | None = None,
 ) -> Config:
     case_dir = config_root / case_name
     conf_path = case_dir / "configurations.yaml"
     params_path = case_dir / "parameters.yaml"
-    vendor_path = case_dir / "vendor_config" / f"{vendor_name}_configurations.yaml"
+    vendor_path = vendor_yaml_path(config_root, case_name, vendor_name, vendor_home)
     conf, params, vend = read_yaml(conf_path), read_yaml(params_path), read_yaml(vendor_path)
 
     groups = {"run": fields_of(RunConfig), "case": fields_of(case_params), "vendor": fields_of(vendor_options)}
@@ -263,6 +295,20 @@ def load_config(
             assert key not in owner, f"config key {key!r} declared twice ({owner[key]} and {group})"
             owner[key] = group
     types_by_key = {k: tp for fields in groups.values() for k, (tp, _) in fields.items()}
+
+    # Each file holds its own kind of key, and every value is type-checked where it is written, so a
+    # wrong value that a later file overrides is still reported.
+    allowed = {conf_path: ("run",), params_path: ("case",), vendor_path: ("run", "vendor")}
+    for path, data in ((conf_path, conf), (params_path, params), (vendor_path, vend)):
+        for key, value in data.items():
+            if key in owner and owner[key] not in allowed[path] and not (path == vendor_path and owner[key] == "case"):
+                home = {"run": conf_path, "case": params_path, "vendor": vendor_path}[owner[key]]
+                raise BenchmarkError(f"{path}: key '{key}' belongs in {home}; move it there")
+            if key in owner and not _check_type(_yaml11_float(value, types_by_key[key]), types_by_key[key]):
+                raise BenchmarkError(
+                    f"{path}: key '{key}' has {type(value).__name__} value {value!r}; "
+                    f"expected {_type_name(types_by_key[key])}"
+                )
 
     both = sorted(set(conf) & set(params))
     if both:
@@ -289,8 +335,9 @@ def load_config(
         merged[key] = value
         sources[key] = "--set"
     parts = {}
+    homes = {"run": str(conf_path), "case": str(params_path), "vendor": str(vendor_path)}
     for group, cls in (("run", RunConfig), ("case", case_params), ("vendor", vendor_options)):
-        parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources)
+        parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources, homes[group])
     return Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources))
 
 

@@ -4,6 +4,7 @@ EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
 EXIT_RUN_FAILED = 3
+EXIT_INTERRUPTED = 130  # SIGINT or SIGTERM; result.json then has status "interrupted"
 
 
 class BenchmarkError(Exception):

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .faults import PromptOutOfMemory
 from .interfaces import ModelFn
 
 log = logging.getLogger("benchmarks")
@@ -72,7 +73,8 @@ def run_pass(
     batch: HostBatch,
     synchronize: Callable[[], None],
     log_freq: int = 100,
-    progress: Callable[[int, int, float], None] | None = None,
+    # progress(questions_done, n, elapsed_s, tokens_done): host arithmetic only, no device sync
+    progress: Callable[[int, int, float, int], None] | None = None,
     choice_ids: Sequence[int] | None = None,
 ) -> PassRecord:
     n = len(batch)
@@ -83,6 +85,7 @@ def run_pass(
     nonfinite = torch.zeros(n, dtype=torch.bool, device=device)
     core_each = [0.0] * n
     tokens = sum(batch.lengths)
+    tokens_done = 0
     synchronize()
     whole_start = time.perf_counter()
     with torch.inference_mode():
@@ -90,8 +93,11 @@ def run_pass(
             ids, last = batch.get(i)
             synchronize()
             t0 = time.perf_counter()
-            logits = fn(ids, last)
-            synchronize()
+            try:  # free in the loop (zero-cost try); names the question and its length on OOM
+                logits = fn(ids, last)
+                synchronize()
+            except torch.OutOfMemoryError as exc:
+                raise PromptOutOfMemory(name, i, n, batch.lengths[i], exc) from exc
             core_each[i] = time.perf_counter() - t0
             # Scoring: argmax over the whole vocabulary (the reference rule), kept on the device.
             preds[i] = logits[0].argmax()
@@ -99,7 +105,8 @@ def run_pass(
             if choices is not None:
                 choice_preds[i] = choices[logits[0, choices].argmax()]
             if progress is not None:
-                progress(i + 1, n, time.perf_counter() - whole_start)
+                tokens_done += batch.lengths[i]
+                progress(i + 1, n, time.perf_counter() - whole_start, tokens_done)
             elif (i + 1) % log_freq == 0 or i + 1 == n:
                 log.info("%s: %d/%d questions", name, i + 1, n)
         predictions = tuple(preds.tolist())

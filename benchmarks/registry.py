@@ -7,6 +7,7 @@ whose `__init__.py` exposes `VENDOR`, and installed packages declaring an entry 
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BenchmarkError
-from .interfaces import Vendor
+from .interfaces import VENDOR_MEMBERS, Vendor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT_GROUP = "llama_bench.vendors"
@@ -85,21 +86,43 @@ def get_vendor(name: str) -> Vendor:
         where = f"entry point {entry_points[name].value}"
     else:
         raise BenchmarkError(f"unknown vendor '{name}'; known vendors: {', '.join(known_vendors())}")
-    missing = [m for m in ("name", "device", "synchronize", "memory_monitor", "peak_flops", "toolkits",
-                           "supports", "is_available", "device_name", "environment") if not hasattr(vendor, m)]
+    missing = [m for m in VENDOR_MEMBERS if not hasattr(vendor, m)]
     if vendor is None or missing:
         raise BenchmarkError(
             f"vendor '{name}' ({where}) does not provide a VENDOR implementing benchmarks.interfaces.Vendor"
             + (f" (missing: {', '.join(missing)})" if vendor is not None else "")
         )
+    options = vendor.Options
+    if not (isinstance(options, type) and dataclasses.is_dataclass(options) and options.__dataclass_params__.frozen):
+        raise BenchmarkError(f"vendor '{name}' ({where}): Options must be a frozen dataclass of the vendor's YAML "
+                             "keys (benchmarks.config.NoOptions when it has none)")
     return vendor
 
 
-def default_vendor() -> str:
-    """nvidia when a CUDA device is present, else cpu (the issue's rule), without importing CUDA code."""
+def vendor_home(name: str) -> Path | None:
+    """The folder a vendor comes from: its vendor folder, or the folder of its entry point's module.
+
+    The config loader looks there for a YAML the vendor ships itself (`configs/<case>/<name>_configurations.yaml`).
+    None when the module has no file (e.g. a namespace package).
+    """
+    folders = _folder_vendors()
+    if name in folders:
+        return folders[name]
+    entry_points = _entry_point_vendors()
+    if name not in entry_points:
+        raise BenchmarkError(f"unknown vendor '{name}'; known vendors: {', '.join(known_vendors())}")
+    file = getattr(importlib.import_module(entry_points[name].module), "__file__", None)
+    return Path(file).resolve().parent if file else None
+
+
+def default_vendor(smoke: bool = False) -> str:
+    """nvidia when a CUDA device is present, else cpu (the issue's rule), without importing CUDA code.
+
+    A --smoke run defaults to cpu: its tiny model runs anywhere (any vendor can be named with --vendor).
+    """
     import torch
 
-    return "nvidia" if torch.cuda.is_available() else "cpu"
+    return "nvidia" if torch.cuda.is_available() and not smoke else "cpu"
 
 
 def get_toolkit(vendor: Vendor, name: str, options: Any) -> Any:

@@ -12,7 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-SCHEMA_VERSION = 1
+# The result.json schema (docs/results_schema.md). 2: adds accuracy, throughput_by_length, gate,
+# environment.git_commit/git_dirty, and environment.device_count/driver/cuda always present (null if unknown).
+SCHEMA_VERSION = 2
 
 TABLE_HEADER = (
     "| toolkit | precision | e2e_time s | p_val_whole | p_val_core | p_infer_whole | *p_infer_core | *MFU "
@@ -88,4 +90,7 @@ def markdown(result: Mapping[str, Any]) -> str:
               f"tokens: {result['counts']['tokens']}"]
     if m["mfu"] is None:
         lines.append(f"MFU not reported: {m['mfu_reason']}")
+    from .outputs import markdown_extra  # accuracy by category and the gate table, when present
+
+    lines += markdown_extra(result)
     return "\n".join(lines) + "\n"

@@ -18,7 +18,8 @@ from typing import Any, Callable
 import torch
 
 from . import metrics as _metrics
-from . import results
+from . import outputs as _outputs
+from . import faults, provenance, reproducibility, results
 from .config import Config
 from .errors import BenchmarkError
 from .interfaces import PeakFlops, Vendor
@@ -41,8 +42,10 @@ class RunRequest:
     output_dir: Path
     limit: int | None = None
     smoke: bool = False
+    repeat: int = 1  # --repeat N: the timed passes N times on the built model (see benchmarks.reproducibility)
     command_line: list[str] = field(default_factory=lambda: list(sys.argv))
-    progress: Callable[[str], Callable[[int, int, float], None] | None] | None = None
+    # pass name -> per-question callback (done, total, elapsed_s, tokens_done); see benchmarks.progress
+    progress: Callable[[str], Callable[[int, int, float, int], None] | None] | None = None
 
 
 def _versions() -> dict[str, Any]:
@@ -78,6 +81,12 @@ class Run:
 
     # -------------------------------------------------------------------------------------------------- run
     def execute(self) -> dict[str, Any]:
+        try:
+            return self._execute()
+        except torch.OutOfMemoryError as exc:  # one line: where, the prompt length, memory figures, knobs
+            raise self._out_of_memory(exc) from exc
+
+    def _execute(self) -> dict[str, Any]:
         req, cfg = self.req, self.req.config.run
         vendor, precision = req.vendor, cfg.effective_precision
         if not vendor.supports(precision):
@@ -131,7 +140,10 @@ class Run:
                 self.infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress("inference"),
                                       workload.choice_ids)
             self._write_predictions()
-        e2e = time.perf_counter() - e2e_start
+            e2e = time.perf_counter() - e2e_start  # run 1 only: --repeat's extra passes are not in it
+            self._phase_done("inference")
+            if req.repeat > 1:
+                self._repeat_passes(model, fn, batch, workload.choice_ids)
         report = toolkit.report()
         peak = vendor.peak_flops(precision, cfg.tf32)
         m = _metrics.compute(
@@ -155,11 +167,57 @@ class Run:
                                  "inference": self.infer.nonfinite_questions},
         )
         self.result["verdict"] = self._verdict(m, report.recompiles, compile_fallback, peak)
+        _outputs.enrich(self.result, req.case, self.samples, self.val, self.infer)
         self.save()
         results.atomic_write_text(req.output_dir / "result.md", results.markdown(self.result))
+        _outputs.write_run_files(req.output_dir, self.result)
         return self.result
 
-    def _progress(self, name: str) -> Callable[[int, int, float], None] | None:
+    def _repeat_passes(self, model: Any, fn: Any, batch: HostBatch, choice_ids: Any) -> None:
+        """--repeat N: runs 2..N of the timed passes, on the model and compiled callable of run 1."""
+        cfg, sync = self.req.config.run, self.req.vendor.synchronize
+        runs = [self._run_record(1, self.val, self.infer)]
+        self.result["repeat"] = reproducibility.summarize(runs, self.req.repeat)
+        for k in range(2, self.req.repeat + 1):
+            label = f"repeat {k}/{self.req.repeat}"
+            with self.spans.span("repeats", sync):
+                val = None if cfg.no_validation else run_pass(
+                    "validation", model, batch, sync, cfg.log_freq, self._progress(f"validation ({label})"),
+                    choice_ids)
+                infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress(f"inference ({label})"),
+                                 choice_ids)
+            runs.append(self._run_record(k, val, infer))
+            self.result["repeat"] = reproducibility.summarize(runs, self.req.repeat)
+            self._phase_done(f"repeat_{k}")
+
+    def _run_record(self, k: int, val: PassRecord | None, infer: PassRecord) -> dict[str, Any]:
+        out: dict[str, Any] = {"run": k, "nonfinite_questions": {}, "predictions_differ": {}}
+        for key, rec, first in (("val", val, self.val), ("infer", infer, self.infer)):
+            out[f"p_{key}_whole"] = _metrics.throughput(rec.tokens, rec.whole_s) if rec else None
+            out[f"p_{key}_core"] = _metrics.throughput(rec.tokens, rec.core_s) if rec else None
+            if rec is not None:
+                out["nonfinite_questions"][rec.name] = rec.nonfinite_questions
+                out["predictions_differ"][rec.name] = sum(a != b for a, b in zip(rec.predictions, first.predictions))
+        return out
+
+    def _out_of_memory(self, exc: torch.OutOfMemoryError) -> faults.DeviceOutOfMemory:
+        cfg, done = self.req.config.run, self.result.get("phases_done", [])
+        longest = max((len(s.input_ids) for s in self.samples), default=None)
+        last = done[-1] if done else None
+        # Where, when the pass loop did not say (it raises PromptOutOfMemory): the phase after the last done.
+        if last is None:
+            phase, tokens = "init (loading the model onto the device)", None
+        elif last == "init" and not cfg.no_validation:
+            phase, tokens = "the warm-up on the longest prompt before the validation pass", longest
+        elif last in ("init", "validation"):
+            phase, tokens = f"the compile and warm-up of toolkit '{cfg.compiler}' (longest prompt first)", longest
+        else:
+            phase, tokens = f"the phase after '{last}'", None
+        hints = faults.knobs(cfg.effective_precision, cfg.compiler,
+                             getattr(self.req.config.vendor, "pad_multiple", 0) or 0, self.req.limit)
+        return faults.describe(exc, phase, tokens, self.req.vendor.device(), hints)
+
+    def _progress(self, name: str) -> Callable[[int, int, float, int], None] | None:
         return self.req.progress(name) if self.req.progress else None
 
     def _phase_done(self, name: str) -> None:
@@ -172,12 +230,15 @@ class Run:
                 partial[f"p_{key}_whole"] = _metrics.throughput(rec.tokens, rec.whole_s)
                 partial[f"p_{key}_core"] = _metrics.throughput(rec.tokens, rec.core_s)
                 partial[f"{key}_acc"] = _metrics.accuracy(rec.predictions, [s.label for s in self.samples])
+                partial[f"{key}_nonfinite_questions"] = rec.nonfinite_questions
         self.result["metrics_partial"] = partial
         self.save()
 
     def _header(self, precision: str) -> dict[str, Any]:
         req, cfg = self.req, self.req.config.run
-        env = {"device_name": req.vendor.device_name(), **dict(req.vendor.environment()), **_versions(),
+        # device_count/driver/cuda are always present (null when the vendor does not report them)
+        env = {"device_name": req.vendor.device_name(), "device_count": None, "driver": None, "cuda": None,
+               **dict(req.vendor.environment()), **_versions(), **provenance.git_state(),
                "command_line": req.command_line}
         return {
             "schema_version": results.SCHEMA_VERSION,
@@ -195,6 +256,8 @@ class Run:
             "environment": env,
             "config": req.config.as_dict(),
             "config_sources": dict(req.config.sources),
+            # sha256 of the merged config's canonical JSON: equal hashes + equal fingerprint = same measurement
+            "config_sha256": reproducibility.config_sha256(req.config.as_dict()),
         }
 
     def _verdict(self, m: _metrics.Metrics, recompiles: int, fallback: str | None, peak: PeakFlops) -> dict[str, Any]:
@@ -210,6 +273,14 @@ class Run:
         for rec in (self.val, self.infer):
             if rec is not None and rec.nonfinite_questions:
                 reasons.append(f"{rec.nonfinite_questions} question(s) with non-finite logits in the {rec.name} pass")
+        for run in (self.result.get("repeat") or {}).get("runs", [])[1:]:
+            for name, count in run["nonfinite_questions"].items():
+                if count:
+                    reasons.append(f"{count} question(s) with non-finite logits in the {name} pass of repeat run "
+                                   f"{run['run']}")
+            for name, count in run["predictions_differ"].items():
+                if count:
+                    notes.append(f"repeat run {run['run']}: {count} {name} prediction(s) differ from run 1")
         if self.req.config.run.synthetic_weights:
             notes.append("synthetic (random) weights: accuracy is not meaningful")
         elif not self.req.smoke and self.req.limit is None:

@@ -15,6 +15,7 @@ import torch
 from ..config import doc
 from ..errors import BenchmarkError
 from . import data as mmlu
+from .categories import SUBJECT_CATEGORY
 from .model import build_model
 
 MAX_TOKENS = 2048  # the reference's truncation limit, BOS included
@@ -40,6 +41,9 @@ class Params:
             value = getattr(self, key)
             if not value.strip():
                 raise BenchmarkError(f"config key '{key}' is empty; expected a folder name under data_dir")
+            if any(ord(ch) < 32 for ch in value):
+                raise BenchmarkError(f"config key '{key}': {value!r} contains control characters; "
+                                     "expected a folder name under data_dir")
             if not Path(value).is_absolute() and ".." in Path(value).parts:
                 raise BenchmarkError(
                     f"config key '{key}': {value!r} leaves data_dir; use a path inside data_dir or an absolute path"
@@ -59,6 +63,8 @@ class Workload:
 class Llama2MMLU:
     name = "llama2_7b_mmlu"
     Params = Params
+    # subject -> MMLU category (STEM, humanities, social sciences, other), for the accuracy report
+    categories = SUBJECT_CATEGORY
 
     def paths(self, params: Params, data_dir: Path) -> dict[str, Path]:
         return {key: data_dir / getattr(params, key) for key in ("weight_dir", "mmlu_dir")}
@@ -66,8 +72,9 @@ class Llama2MMLU:
     def check_data(self, params: Params, data_dir: Path, smoke_hint: str) -> None:
         """Fail early, with the way to get them, when data or weights are missing."""
         if not data_dir.is_dir():
+            state = "is not a directory" if data_dir.exists() else "does not exist"
             raise BenchmarkError(
-                f"data_dir {data_dir} does not exist; create it with {params.weight_dir}/ and {params.mmlu_dir}/ "
+                f"data_dir {data_dir} {state}; create it with {params.weight_dir}/ and {params.mmlu_dir}/ "
                 f"inside (see benchmarks/llama2_7b_mmlu/README.md), or try {smoke_hint}"
             )
         for key, path in self.paths(params, data_dir).items():
@@ -78,9 +85,12 @@ class Llama2MMLU:
     def load_tokenizer(self, weight_dir: Path) -> Any:
         import transformers
 
+        from .model import read_model_config
+
+        read_model_config(weight_dir)  # a broken or non-Llama config.json is named as such, not as a tokenizer
         try:
             tok = transformers.AutoTokenizer.from_pretrained(weight_dir)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the tokenizers library raises bare Exception for bad files
             raise BenchmarkError(
                 f"{weight_dir}: cannot load the tokenizer ({' '.join(str(exc).split())[:200]}); the folder needs "
                 "the Llama-2 tokenizer files (tokenizer.json / tokenizer.model, tokenizer_config.json)"

@@ -7,6 +7,7 @@ See shared/reference/CASE.md ("Prompts", "Scoring") and shared/data/mmlu/SOURCE.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -73,9 +74,13 @@ def read_split(mmlu_dir: Path, split: str, subject: str) -> list[Question]:
             f"{path}: MMLU file not found; expected {subject}_{split}.csv in {path.parent} "
             f"(extract the MMLU release data.tar so that {split}/ holds one CSV per subject)")
     try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise BenchmarkError(f"{path}: cannot read ({e.strerror}); check the file's permissions") from None
+    try:
         # dtype=str + keep_default_na=False keep the exact text: pandas' defaults turn cells
         # reading "None" into NaN (12 cells in the release), which the reference then printed as "nan".
-        df = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+        df = pd.read_csv(io.BytesIO(raw), header=None, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise BenchmarkError(f"{path}: file is empty; expected headerless CSV rows "
                              "'question,A,B,C,D,answer' (re-extract the MMLU data)") from None
@@ -85,6 +90,9 @@ def read_split(mmlu_dir: Path, split: str, subject: str) -> list[Question]:
     except pd.errors.ParserError as e:
         raise BenchmarkError(f"{path}: cannot parse as CSV ({_one_line(e)}); expected 6 columns "
                              "'question,A,B,C,D,answer' on every row (fix or re-extract the file)") from None
+    if b"\x00" in raw:  # valid UTF-8, but pandas silently cuts a cell at a NUL: a damaged file, not text
+        raise BenchmarkError(f"{path}: contains NUL bytes (first at byte {raw.find(bytes(1))}); expected the UTF-8 "
+                             "text CSVs of the MMLU release (re-extract the file)")
     if df.shape[1] != 6:
         raise BenchmarkError(f"{path}: has {df.shape[1]} columns, expected 6 "
                              "(question, A, B, C, D, answer; no header row); fix or re-extract the file")

@@ -73,6 +73,37 @@ def read_model_config(weight_dir: Path) -> transformers.LlamaConfig | None:
         raise BenchmarkError(f"{path}: not a valid Llama config ({' '.join(str(exc).split())})") from None
 
 
+def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
+    """from_pretrained, refusing weights that do not fill the Llama model: transformers would initialise
+    missing tensors at random and run, which measures a different model and reports a wrong accuracy."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - safetensors ships with transformers
+        SafetensorError = OSError  # noqa: N806
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()  # its multi-line load report: we raise one line instead
+    try:
+        # Loaded in the run's dtype on the host, then moved: the device never holds an fp32 copy.
+        lm, info = transformers.LlamaForCausalLM.from_pretrained(
+            weight_dir, attn_implementation="sdpa", output_loading_info=True, **{_DTYPE_KW: dtype}
+        )
+    except torch.OutOfMemoryError:
+        raise
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise BenchmarkError(f"{weight_dir}: cannot load the weights ({' '.join(str(exc).split())[:300]}); "
+                             "re-export Llama-2-7B in Hugging Face format into this folder") from None
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise BenchmarkError(
+            f"{weight_dir}: the weight files lack {len(missing)} tensor(s) of the Llama model (e.g. "
+            f"{', '.join(missing[:3])}); they are not this model's weights (convert Llama-2-7B with "
+            "transformers' convert_llama_weights_to_hf.py, or set synthetic_weights: true for a speed-only run)"
+        )
+    return lm
+
+
 def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int) -> LastTokenLM:
     dtype = DTYPES[precision]
     config = read_model_config(weight_dir)
@@ -94,13 +125,7 @@ def build_model(weight_dir: Path, precision: str, device: torch.device, syntheti
                 "Hugging Face format into this folder (or set synthetic_weights: true)"
             )
         transformers.utils.logging.disable_progress_bar()  # one line per shard is noise in CI logs
-        try:
-            # Loaded in the run's dtype on the host, then moved: the device never holds an fp32 copy.
-            lm = transformers.LlamaForCausalLM.from_pretrained(
-                weight_dir, attn_implementation="sdpa", **{_DTYPE_KW: dtype}
-            )
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise BenchmarkError(f"{weight_dir}: cannot load the weights ({' '.join(str(exc).split())[:300]})") from None
+        lm = _load_checked(weight_dir, dtype)
         lm = lm.to(device)
     lm.eval()
     return LastTokenLM(lm).eval()

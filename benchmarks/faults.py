@@ -1,0 +1,85 @@
+"""Faults of the run itself (exit code 3), described so that the one-line message says what to change.
+
+Out of device memory is the fault users can act on: the message names the phase, the question and its
+prompt length, the memory figures at the time, and the knobs that lower memory. `run_pass` raises
+`PromptOutOfMemory` (still a `torch.OutOfMemoryError`) with the question it was on; the runner turns any
+out-of-memory error into `DeviceOutOfMemory` with the figures and the knobs of the run's config.
+"""
+from __future__ import annotations
+
+import os
+import resource
+from typing import Sequence
+
+import torch
+
+GIB = 1024**3
+
+
+class PromptOutOfMemory(torch.OutOfMemoryError):
+    """torch.OutOfMemoryError raised by the model on one prompt of a timed pass."""
+
+    def __init__(self, pass_name: str, index: int, n_questions: int, tokens: int, cause: BaseException):
+        super().__init__(str(cause))
+        self.where = f"the {pass_name} pass at question {index + 1}/{n_questions}"
+        self.tokens = tokens
+
+
+class DeviceOutOfMemory(RuntimeError):
+    """Out of device memory, with where, how long the prompt was, the memory figures and what to change."""
+
+
+def memory_figures(device: torch.device) -> str:
+    """What is in use now, device-generic (torch.accelerator for accelerators, the process RSS for CPU)."""
+    try:
+        if device.type == "cpu":
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB  # KiB on Linux
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+            return f"process peak RSS {peak:.1f} GiB of {total:.1f} GiB host memory"
+        acc = torch.accelerator
+        index = device.index if device.index is not None else acc.current_device_index()
+        free, total = acc.get_memory_info(index)
+        return (f"{acc.memory_allocated(index) / GIB:.1f} GiB allocated by torch "
+                f"(peak {acc.max_memory_allocated(index) / GIB:.1f}, reserved {acc.memory_reserved(index) / GIB:.1f}), "
+                f"{free / GIB:.1f} GiB free of {total / GIB:.1f} GiB on {device}")
+    except Exception as exc:  # figures are a courtesy: never let them hide the out-of-memory error
+        return f"memory figures unavailable ({type(exc).__name__})"
+
+
+def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None) -> list[str]:
+    """The settings that lower memory, for this run's config."""
+    out = []
+    if precision == "fp32":
+        out.append("--set precision=bf16 (or fp16) halves weights and activations")
+    if pad_multiple > 1:
+        out.append(f"--set pad_multiple=0 (prompts are padded to multiples of {pad_multiple} tokens)")
+    if compiler != "none":
+        out.append("--set compiler=none (compiled graphs and CUDA graphs hold extra memory)")
+    if limit is None:
+        out.append("--limit N to measure fewer questions")
+    out.append("a device with more free memory (prompts go up to the reference's 2048 tokens; stop other "
+               "processes on the device)")
+    return out
+
+
+def _torch_summary(exc: BaseException) -> str:
+    """The first sentences of torch's message (the 'Tried to allocate ...' figures), one line."""
+    text = " ".join(str(exc).split())
+    for cut in (" If reserved but unallocated", " See documentation", " Process "):
+        if cut in text:
+            text = text[: text.index(cut)]
+    return text[:240].rstrip(". ")
+
+
+def describe(exc: BaseException, phase: str, tokens: int | None, device: torch.device,
+             hints: Sequence[str]) -> DeviceOutOfMemory:
+    """A DeviceOutOfMemory for `exc`; a PromptOutOfMemory's own question and prompt length win over `phase`."""
+    where = getattr(exc, "where", None) or phase
+    tokens = getattr(exc, "tokens", None) or tokens
+    prompt = f" ({tokens} tokens)" if tokens else ""
+    torch_text = _torch_summary(exc)
+    return DeviceOutOfMemory(
+        f"out of device memory in {where}{prompt}; {memory_figures(device)}"
+        + (f"; torch: {torch_text}" if torch_text else "")
+        + "; to fit, try: " + "; ".join(hints)
+    )

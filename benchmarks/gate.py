@@ -1,0 +1,307 @@
+"""Regression gate: compare a run's metrics with a baseline (a result.json or a YAML of expected values).
+
+Throughput and MFU: lower than baseline by more than the relative tolerance is a regression. Accuracy:
+lower by more than the absolute tolerance (fraction, 0.01 = 1 point). Memory and times: higher by more than
+the relative tolerance. Better-than-baseline never fails. A metric the baseline expects but the run did
+not produce (null) fails. Format and defaults: docs/baselines.md.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import BenchmarkError
+
+REL, ABS = "rel_tol", "abs_tol"
+
+
+@dataclass(frozen=True)
+class Kind:
+    higher_is_better: bool
+    tol_key: str  # REL or ABS: the default tolerance's kind
+    default_tol: float
+
+
+KINDS = {
+    "throughput": Kind(True, REL, 0.05),
+    "mfu": Kind(True, REL, 0.05),
+    "accuracy": Kind(True, ABS, 0.01),
+    "memory": Kind(False, REL, 0.10),
+    "time": Kind(False, REL, 0.10),
+}
+METRIC_KIND = {
+    "p_val_whole": "throughput", "p_val_core": "throughput", "p_infer_whole": "throughput",
+    "p_infer_core": "throughput", "mfu": "mfu",
+    "val_acc": "accuracy", "infer_acc": "accuracy", "val_choice_acc": "accuracy",
+    "infer_choice_acc": "accuracy", "agreement": "accuracy",
+    "mem_used_gib": "memory", "e2e_time": "time", "compile_time": "time",
+}
+# What a result.json baseline compares (times are too machine-load dependent to gate by default).
+DEFAULT_METRICS = ("p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "val_acc",
+                   "infer_acc", "mem_used_gib")
+# Keys of a YAML baseline that must equal the run's (when present), and purely descriptive keys.
+CONTEXT_KEYS = ("case", "precision", "tf32", "toolkit", "vendor")
+INFO_KEYS = ("description", "source", "device")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    metric: str
+    value: float | None  # None: the baseline has no number (e.g. a null MFU); the row is shown, not gated
+    tol_key: str
+    tol: float
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Baseline:
+    path: Path
+    kind: str  # "yaml" or "result.json"
+    expectations: tuple[Expectation, ...]
+    context: Mapping[str, Any]  # yaml: keys that must match; result.json: the baseline run's context
+    description: str = ""
+    accuracy_meaningful: bool = True  # False for a result.json of a smoke / synthetic-weights run
+
+
+def metric_value(result: Mapping[str, Any], metric: str) -> float | None:
+    """A metric of a result: metrics[...] first, then the accuracy report's overall block."""
+    value = (result.get("metrics") or {}).get(metric)
+    if value is None:
+        value = ((result.get("accuracy") or {}).get("overall") or {}).get(metric)
+    return value
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _number(v: Any) -> float | None:
+    """A finite number; also a numeric string, since PyYAML reads `1e9` / `1.0e9` (no sign) as text."""
+    if _is_number(v):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def _expectation(path: Path, metric: str, spec: Any) -> Expectation:
+    where = f"--baseline {path}: key 'metrics.{metric}"
+    if metric not in METRIC_KIND:
+        raise BenchmarkError(f"{where}': unknown metric; known metrics: {', '.join(METRIC_KIND)}")
+    kind = KINDS[METRIC_KIND[metric]]
+    if _number(spec) is not None:
+        spec = {"value": spec}
+    if not isinstance(spec, Mapping):
+        raise BenchmarkError(f"{where}': expected a number or a mapping like {{value: 1.0, {kind.tol_key}: "
+                             f"{kind.default_tol}}}, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - {"value", REL, ABS})
+    if unknown:
+        raise BenchmarkError(f"{where}': unknown key(s) {', '.join(map(str, unknown))}; allowed: value, rel_tol, abs_tol")
+    if "value" not in spec:
+        raise BenchmarkError(f"{where}': missing 'value' (the expected number)")
+    value = _number(spec["value"])
+    if value is None:
+        raise BenchmarkError(f"{where}.value': expected a number, got {spec['value']!r}")
+    if REL in spec and ABS in spec:
+        raise BenchmarkError(f"{where}': give rel_tol or abs_tol, not both")
+    tol_key = REL if REL in spec else ABS if ABS in spec else kind.tol_key
+    tol = _number(spec.get(tol_key, kind.default_tol))
+    if tol is None or tol < 0:
+        raise BenchmarkError(f"{where}.{tol_key}': expected a non-negative number, got {spec.get(tol_key)!r}")
+    return Expectation(metric, value, tol_key, tol, kind.higher_is_better)
+
+
+def _default(metric: str, value: Any) -> Expectation:
+    kind = KINDS[METRIC_KIND[metric]]
+    return Expectation(metric, float(value) if _is_number(value) else None, kind.tol_key, kind.default_tol,
+                       kind.higher_is_better)
+
+
+def load_result(path: Path, what: str = "result") -> dict[str, Any]:
+    """A completed run's result.json (or the folder holding it); any problem is a BenchmarkError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "result.json"
+    if not path.is_file():
+        raise BenchmarkError(f"{what} {path}: file not found; give a result.json written by run_benchmark.py")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchmarkError(f"{what} {path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise BenchmarkError(f"{what} {path}: key 'schema_version' missing; expected a result.json of this benchmark")
+    if data.get("status") != "completed":
+        raise BenchmarkError(f"{what} {path}: key 'status' is {data.get('status')!r}; only a completed run "
+                             "can be compared")
+    if not isinstance(data.get("metrics"), Mapping):
+        raise BenchmarkError(f"{what} {path}: key 'metrics' missing or not a mapping")
+    return data
+
+
+def load_baseline(path: Path) -> Baseline:
+    path = Path(path)
+    if path.is_dir() and (path / "result.json").is_file():
+        path = path / "result.json"
+    if not path.is_file():
+        raise BenchmarkError(f"--baseline {path}: file not found; give a result.json or a baseline YAML "
+                             "(see docs/baselines.md)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchmarkError(f"--baseline {path}: cannot read it ({exc})") from None
+    if path.suffix == ".json" or text.lstrip().startswith("{"):
+        result = load_result(path, "--baseline")
+        ctx = {k: result.get(k) for k in CONTEXT_KEYS}
+        ctx["device"] = (result.get("environment") or {}).get("device_name")
+        return Baseline(path, "result.json",
+                        tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS), ctx,
+                        f"run of {result.get('start_time')} on {ctx['device']}",
+                        (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BenchmarkError(f"--baseline {path}: not valid YAML{at} ({getattr(exc, 'problem', None) or exc}); "
+                             "see docs/baselines.md for the format") from None
+    if not isinstance(data, Mapping):
+        raise BenchmarkError(f"--baseline {path}: expected a mapping with a 'metrics' key (see docs/baselines.md)")
+    unknown = sorted(map(str, set(data) - set(CONTEXT_KEYS) - set(INFO_KEYS) - {"metrics"}))
+    if unknown:
+        raise BenchmarkError(f"--baseline {path}: unknown key(s) {', '.join(unknown)}; allowed: metrics, "
+                             f"{', '.join(CONTEXT_KEYS + INFO_KEYS)}")
+    metrics = data.get("metrics")
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise BenchmarkError(f"--baseline {path}: key 'metrics' missing or empty; expected e.g. "
+                             "metrics: {p_infer_core: {value: 10052.2, rel_tol: 0.05}}")
+    exps = tuple(_expectation(path, str(m), spec) for m, spec in metrics.items())
+    return Baseline(path, "yaml", exps, {k: data[k] for k in CONTEXT_KEYS if k in data},
+                    str(data.get("description") or ""))
+
+
+def check_context(baseline: Baseline, run_context: Mapping[str, Any]) -> list[str]:
+    """Raise on a mismatch the user must fix; return notes on harmless differences.
+
+    A YAML baseline's context keys must all match. A result.json baseline must be of the same case; other
+    differences (precision, toolkit, device...) are reported as notes: comparing them can be the point.
+    """
+    notes = []
+    for key, expected in baseline.context.items():
+        if key not in run_context or expected is None:
+            continue
+        now = run_context[key]
+        if now == expected:
+            continue
+        if baseline.kind == "yaml" or key == "case":
+            raise BenchmarkError(f"--baseline {baseline.path}: key '{key}' is {expected!r} but this run has "
+                                 f"{now!r}; use a baseline made for {key} {now!r}")
+        notes.append(f"baseline {key} {expected!r}, this run {now!r}")
+    return notes
+
+
+def run_context(result: Mapping[str, Any]) -> dict[str, Any]:
+    ctx = {k: result.get(k) for k in CONTEXT_KEYS}
+    ctx["device"] = (result.get("environment") or {}).get("device_name")
+    return ctx
+
+
+def _row(e: Expectation, now: float | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"metric": e.metric, "baseline": e.value, "now": now, "change": None,
+                           "change_kind": "rel" if e.tol_key == REL else "abs", "tolerance": e.tol,
+                           "direction": "higher_is_better" if e.higher_is_better else "lower_is_better"}
+    if e.value is None:
+        row["verdict"] = "n/a"
+        return row
+    if now is None:
+        row["verdict"] = "MISSING"
+        return row
+    if e.tol_key == REL:
+        change = (now - e.value) / abs(e.value) if e.value else (0.0 if now == e.value else math.inf)
+    else:
+        change = now - e.value
+    row["change"] = change if math.isfinite(change) else None
+    worse = -change if e.higher_is_better else change
+    if worse > e.tol + 1e-12:
+        row["verdict"] = "REGRESSION"
+    elif worse < -e.tol - 1e-12:
+        row["verdict"] = "better"
+    else:
+        row["verdict"] = "ok"
+    return row
+
+
+def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
+    """The gate record stored as result["gate"]: status PASS or REGRESSION, and one row per metric."""
+    notes = check_context(baseline, run_context(result))
+    rows = [_row(e, metric_value(result, e.metric)) for e in baseline.expectations]
+    # Random weights answer at random: their accuracy is only comparable with another such run's.
+    run_meaningful = (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False
+    if baseline.accuracy_meaningful and not run_meaningful:
+        skipped = [r for r in rows if METRIC_KIND[r["metric"]] == "accuracy"]
+        for r in skipped:
+            r["verdict"] = "skipped"
+        if skipped:
+            notes.append("accuracy not gated: this run's accuracy is not meaningful (smoke or synthetic weights), "
+                         "the baseline's is")
+    failed = [r["metric"] for r in rows if r["verdict"] in ("REGRESSION", "MISSING")]
+    return {"status": "REGRESSION" if failed else "PASS", "baseline": str(baseline.path),
+            "baseline_kind": baseline.kind, "description": baseline.description, "failed": failed,
+            "notes": notes, "rows": rows}
+
+
+# ------------------------------------------------------------------------------------------------ table
+def _fmt(metric: str, v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    kind = METRIC_KIND[metric]
+    if kind in ("accuracy", "mfu"):
+        return f"{100 * v:.2f}%"
+    if kind == "memory":
+        return f"{v:.2f} GiB"
+    if kind == "time":
+        return f"{v:.1f} s"
+    return f"{v:.1f}"
+
+
+def _fmt_change(r: Mapping[str, Any]) -> str:
+    if r["change"] is None:
+        return "n/a"
+    if r["change_kind"] == "rel":
+        return f"{100 * r['change']:+.1f}%"
+    scale, unit = (100, " pts") if METRIC_KIND[r["metric"]] in ("accuracy", "mfu") else (1, "")
+    return f"{scale * r['change']:+.2f}{unit}"
+
+
+def _fmt_tol(r: Mapping[str, Any]) -> str:
+    sign = "-" if r["direction"] == "higher_is_better" else "+"
+    if r["change_kind"] == "rel":
+        return f"{sign}{100 * r['tolerance']:.1f}%"
+    if METRIC_KIND[r["metric"]] in ("accuracy", "mfu"):
+        return f"{sign}{100 * r['tolerance']:.2f} pts"
+    return f"{sign}{r['tolerance']:g}"
+
+
+def table(gate: Mapping[str, Any]) -> str:
+    """Side-by-side text table: metric, baseline, now, change, allowed, verdict; then the gate status."""
+    head = ("metric", "baseline", "now", "change", "allowed", "verdict")
+    lines = [head] + [(r["metric"], _fmt(r["metric"], r["baseline"]), _fmt(r["metric"], r["now"]),
+                       _fmt_change(r), _fmt_tol(r), r["verdict"]) for r in gate["rows"]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = [f"gate vs {gate['baseline']}" + (f" ({gate['description']})" if gate.get("description") else "")]
+    for j, line in enumerate(lines):
+        out.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                                     enumerate(zip(line, widths))).rstrip())
+        if j == 0:
+            out.append("  " + "  ".join("-" * w for w in widths))
+    out += [f"  note: {n}" for n in gate.get("notes", [])]
+    out.append(f"gate: {gate['status']}" + (f" ({', '.join(gate['failed'])})" if gate["failed"] else ""))
+    return "\n".join(out)

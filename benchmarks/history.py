@@ -1,0 +1,188 @@
+"""One CSV row per run: `result.csv` beside result.json, and the same row appended to a `--history` CSV.
+
+The columns (CSV_COLUMNS) are stable and documented in docs/results_schema.md ("result.csv"); a new column
+is only ever appended at the end, with a schema_version bump. Empty cell = null. Booleans are true/false.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import BenchmarkError
+from .results import atomic_write_text
+
+
+def _m(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda r: (r.get("metrics") or {}).get(key)
+
+
+def _env(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda r: (r.get("environment") or {}).get(key)
+
+
+def _top(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda r: r.get(key)
+
+
+def _acc(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda r: ((r.get("accuracy") or {}).get("overall") or {}).get(key)
+
+
+COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
+    ("schema_version", _top("schema_version")),
+    ("start_time", _top("start_time")),
+    ("status", _top("status")),
+    ("verdict", lambda r: (r.get("verdict") or {}).get("status")),
+    ("gate", lambda r: (r.get("gate") or {}).get("status")),
+    ("case", _top("case")),
+    ("vendor", _top("vendor")),
+    ("device_name", _env("device_name")),
+    ("device_count", _env("device_count")),
+    ("toolkit", _top("toolkit")),
+    ("precision", _top("precision")),
+    ("tf32", _top("tf32")),
+    ("batch_size", _top("batch_size")),
+    ("optimizations", lambda r: ";".join(r.get("optimizations") or [])),
+    ("smoke", _top("smoke")),
+    ("limit", _top("limit")),
+    ("synthetic_weights", _top("synthetic_weights")),
+    ("questions", lambda r: (r.get("counts") or {}).get("questions")),
+    ("tokens", lambda r: (r.get("counts") or {}).get("tokens")),
+    ("e2e_time", _m("e2e_time")),
+    ("p_val_whole", _m("p_val_whole")),
+    ("p_val_core", _m("p_val_core")),
+    ("p_infer_whole", _m("p_infer_whole")),
+    ("p_infer_core", _m("p_infer_core")),
+    ("mfu", _m("mfu")),
+    ("peak_flops", lambda r: (r.get("peak_flops") or {}).get("value")),
+    ("val_acc", _m("val_acc")),
+    ("infer_acc", _m("infer_acc")),
+    ("val_choice_acc", _acc("val_choice_acc")),
+    ("infer_choice_acc", _acc("infer_choice_acc")),
+    ("agreement", _m("agreement")),
+    ("mem_used_gib", _m("mem_used_gib")),
+    ("mem_total_gib", _m("mem_total_gib")),
+    ("compile_time", _m("compile_time")),
+    ("torch", _env("torch")),
+    ("git_commit", _env("git_commit")),
+    ("git_dirty", _env("git_dirty")),
+    ("result_dir", lambda r: None),  # filled by the writer: the folder holding result.json
+)
+CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
+# Columns holding numbers (for readers such as `plot`).
+NUMERIC_COLUMNS = frozenset({
+    "schema_version", "device_count", "batch_size", "limit", "questions", "tokens", "e2e_time", "p_val_whole",
+    "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "peak_flops", "val_acc", "infer_acc",
+    "val_choice_acc", "infer_choice_acc", "agreement", "mem_used_gib", "mem_total_gib", "compile_time",
+})
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else ""
+    return str(value)
+
+
+def row(result: Mapping[str, Any], result_dir: Path | str | None = None) -> dict[str, str]:
+    out = {name: _cell(get(result)) for name, get in COLUMNS}
+    out["result_dir"] = "" if result_dir is None else str(result_dir)
+    return out
+
+
+def _csv_text(rows: list[Mapping[str, str]], header: bool) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    if header:
+        w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_result_csv(path: Path, result: Mapping[str, Any]) -> None:
+    """result.csv: the header and one row, written atomically."""
+    atomic_write_text(path, _csv_text([row(result, path.parent)], header=True))
+
+
+def _header_of(path: Path) -> list[str] | None:
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            first = f.readline()
+    except OSError as exc:
+        raise BenchmarkError(f"--history {path}: cannot read it ({exc.strerror}); fix the path or permissions") from None
+    return next(csv.reader([first])) if first.strip() else None
+
+
+def check_history(path: Path) -> None:
+    """Fail before the run (exit 2) when the history file cannot take a row."""
+    if path.is_dir():
+        raise BenchmarkError(f"--history {path} is a folder; give a CSV file path")
+    if not path.parent.is_dir():
+        raise BenchmarkError(f"--history {path}: folder {path.parent} does not exist; create it first")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise BenchmarkError(f"--history {path}: not writable; fix the permissions or choose another file")
+    if path.exists():
+        header = _header_of(path)
+        if header is not None and tuple(header) != CSV_COLUMNS:
+            raise BenchmarkError(
+                f"--history {path}: its header does not match this version's result.csv columns "
+                f"(first difference at column {_first_difference(header)}); start a new history file")
+
+
+def _first_difference(header: list[str]) -> str:
+    for i, (a, b) in enumerate(zip(header, CSV_COLUMNS)):
+        if a != b:
+            return f"{i + 1} ('{a}' vs '{b}')"
+    return f"{min(len(header), len(CSV_COLUMNS)) + 1} (different column count)"
+
+
+def append_history(path: Path, result: Mapping[str, Any], result_dir: Path | str | None = None) -> None:
+    """Append one row; the header is written when the file is new or empty. Locked against concurrent runs."""
+    check_history(path)
+    try:
+        with path.open("a+", encoding="utf-8", newline="") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                f.seek(0, 2)
+                f.write(_csv_text([row(result, result_dir)], header=f.tell() == 0))
+                f.flush()
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    except OSError as exc:
+        raise BenchmarkError(f"--history {path}: cannot append to it ({exc.strerror}); the run's own "
+                             "result.csv has the row") from None
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """Rows of a history (or result.csv) file, numeric columns as floats (None when empty)."""
+    if not path.is_file():
+        raise BenchmarkError(f"--history {path}: file not found; run with --history {path} first")
+    header = _header_of(path)
+    if header is None:
+        raise BenchmarkError(f"--history {path}: file is empty; it needs the result.csv header and rows")
+    missing = [c for c in ("start_time", "p_infer_core") if c not in header]
+    if missing:
+        raise BenchmarkError(f"--history {path}: column(s) {', '.join(missing)} missing; "
+                             "expected a file written by --history (result.csv columns)")
+    rows = []
+    with path.open(encoding="utf-8", newline="") as f:
+        for n, raw in enumerate(csv.DictReader(f), start=2):
+            out: dict[str, Any] = {}
+            for key, value in raw.items():
+                if key in NUMERIC_COLUMNS:
+                    try:
+                        out[key] = float(value) if value not in ("", None) else None
+                    except ValueError:
+                        raise BenchmarkError(f"--history {path} line {n}: column '{key}' = {value!r} is not a "
+                                             "number; fix or delete that row") from None
+                else:
+                    out[key] = value
+            rows.append(out)
+    return rows

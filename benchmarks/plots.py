@@ -1,0 +1,139 @@
+"""PNG charts (matplotlib, Agg backend): core tokens/s against prompt length, and a history over time.
+
+matplotlib is imported lazily: a run without it logs a warning and skips its chart; the `plot` subcommand
+fails with a one-line error instead.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .errors import BenchmarkError
+
+log = logging.getLogger("benchmarks")
+
+BIN_TOKENS = 64
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def throughput_by_length(lengths: Sequence[int], passes: Mapping[str, Sequence[float] | None],
+                         bin_tokens: int = BIN_TOKENS) -> dict[str, Any]:
+    """Core tokens/s per prompt-length bin [lo, lo + bin_tokens): sum(tokens) / sum(core seconds) of its prompts."""
+    bins: dict[int, list[int]] = defaultdict(list)
+    for i, n in enumerate(lengths):
+        bins[n // bin_tokens * bin_tokens].append(i)
+    los = sorted(bins)
+    out: dict[str, Any] = {"bin_tokens": bin_tokens, "bin_start": los,
+                           "questions": [len(bins[lo]) for lo in los], "tokens_per_s": {}}
+    for name, each in passes.items():
+        if each is None:
+            continue
+        assert len(each) == len(lengths)
+        rates = []
+        for lo in los:
+            secs = sum(each[i] for i in bins[lo])
+            rates.append(sum(lengths[i] for i in bins[lo]) / secs if secs > 0 else None)
+        out["tokens_per_s"][name] = rates
+    return out
+
+
+def plot_throughput_by_length(path: Path, data: Mapping[str, Any], title: str) -> Path | None:
+    """Write the chart; on any plotting problem log a warning and return None (a chart never fails a run)."""
+    try:
+        plt = _pyplot()
+    except ImportError:
+        log.warning("matplotlib is not installed: %s not written (pip install matplotlib)", path.name)
+        return None
+    try:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        centers = [lo + data["bin_tokens"] / 2 for lo in data["bin_start"]]
+        for name, rates in data["tokens_per_s"].items():
+            pts = [(x, y) for x, y in zip(centers, rates) if y is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=3, label=name)
+        ax.set_xlabel(f"prompt length, tokens ({data['bin_tokens']}-token bins)")
+        ax.set_ylabel("core tokens/s")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        _save(fig, path)
+        plt.close(fig)
+        return path
+    except Exception as exc:  # noqa: BLE001 - a chart must never fail the run that measured it
+        log.warning("could not write %s: %s: %s", path.name, type(exc).__name__, exc)
+        return None
+
+
+def _save(fig: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    tmp.replace(path)
+
+
+def _when(value: str) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# (file name, title, y label, [(column, legend suffix)], scale)
+HISTORY_CHARTS = (
+    ("throughput.png", "core throughput", "tokens/s", [("p_infer_core", "infer"), ("p_val_core", "val")], 1.0),
+    ("mfu.png", "MFU", "MFU, %", [("mfu", "")], 100.0),
+    ("accuracy.png", "accuracy", "accuracy, %", [("infer_acc", "infer"), ("val_acc", "val")], 100.0),
+)
+
+
+def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
+    """One PNG per chart of HISTORY_CHARTS; one line per (device, precision, toolkit) series."""
+    try:
+        plt = _pyplot()
+    except ImportError:
+        raise BenchmarkError("plot needs matplotlib: pip install matplotlib") from None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchmarkError(f"--out {out_dir}: cannot create it ({exc.strerror}); choose another folder") from None
+    series: dict[str, list[tuple[_dt.datetime, Mapping[str, Any]]]] = defaultdict(list)
+    for r in rows:
+        when = _when(r.get("start_time", ""))
+        if when is not None:
+            series[f"{r.get('device_name') or '?'} {r.get('precision') or '?'} {r.get('toolkit') or '?'}"].append((when, r))
+    written = []
+    for name, title, ylabel, columns, scale in HISTORY_CHARTS:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        for label, points in sorted(series.items()):
+            points.sort(key=lambda p: p[0])
+            for col, suffix in columns:
+                pts = [(t, scale * r[col]) for t, r in points if r.get(col) is not None]
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", markersize=4, label=f"{label} {suffix}".strip())
+        ax.set_title(f"{title} over time ({len(rows)} runs)")
+        ax.set_xlabel("run start (UTC)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        try:
+            _save(fig, out_dir / name)
+        except OSError as exc:
+            raise BenchmarkError(f"--out {out_dir}: cannot write {name} ({exc.strerror}); choose another folder") from None
+        finally:
+            plt.close(fig)
+        written.append(out_dir / name)
+    return written

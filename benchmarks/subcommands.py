@@ -1,0 +1,171 @@
+"""Subcommands that work on files of earlier runs (nothing is run on a device):
+
+  run_benchmark.py compare-results RESULT.json --baseline FILE      the regression gate, offline
+  run_benchmark.py compare-predictions A.jsonl B.jsonl [--field pred_infer] [--out diff.jsonl]
+  run_benchmark.py plot --history FILE --out DIR                   throughput / MFU / accuracy over time
+
+Exit codes as for a run: 0 ok, 1 regression (compare-results; compare-predictions with --min-agreement),
+2 bad input or usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError
+
+PRED_FIELDS = ("pred_infer", "pred_val", "choice_infer", "choice_val")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise BenchmarkError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# ---------------------------------------------------------------------------------------- compare-results
+def compare_results(argv: list[str]) -> int:
+    from . import gate
+
+    p = _Parser(prog="run_benchmark.py compare-results",
+                description="Compare a finished run's result.json with a baseline (result.json or YAML), "
+                            "without running anything. Exit 0 pass, 1 regression, 2 bad input.")
+    p.add_argument("result", type=Path, help="result.json of the run to check (or its folder)")
+    p.add_argument("--baseline", type=Path, required=True, help="a result.json or a baseline YAML (docs/baselines.md)")
+    args = p.parse_args(argv)
+    result = gate.load_result(args.result, "compare-results")
+    g = gate.compare(result, gate.load_baseline(args.baseline))
+    print(gate.table(g))
+    return EXIT_REGRESSION if g["status"] != "PASS" else EXIT_OK
+
+
+# ------------------------------------------------------------------------------------ compare-predictions
+def read_predictions(path: Path, field: str) -> dict[tuple[str, int], dict[str, Any]]:
+    """(subject, index) -> row of a predictions.jsonl; every problem names the file and line."""
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: file not found; give a predictions.jsonl written by run_benchmark.py")
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    with path.open(encoding="utf-8") as f:
+        for n, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise BenchmarkError(f"{path} line {n}: not valid JSON ({exc.msg}); "
+                                     "expected one JSON object per line") from None
+            if not isinstance(row, dict):
+                raise BenchmarkError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
+            for key in ("subject", "index", field):
+                if key not in row:
+                    raise BenchmarkError(f"{path} line {n}: key '{key}' missing; expected predictions.jsonl rows")
+            if row[field] is None:
+                other = "pred_infer" if field != "pred_infer" else "pred_val"
+                raise BenchmarkError(f"{path} line {n}: key '{field}' is null (that pass did not run or record "
+                                     f"it); choose another --field, e.g. {other}")
+            if not isinstance(row["index"], int) or isinstance(row["index"], bool):
+                raise BenchmarkError(f"{path} line {n}: key 'index' is {row['index']!r}; expected an integer")
+            key = (str(row["subject"]), row["index"])
+            if key in rows:
+                raise BenchmarkError(f"{path} line {n}: question {key[0]} #{key[1]} appears twice")
+            rows[key] = row
+    if not rows:
+        raise BenchmarkError(f"{path}: no rows; expected a predictions.jsonl of a run")
+    return rows
+
+
+def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, int], dict[str, Any]],
+                 field: str, a_name: str = "A", b_name: str = "B") -> dict[str, Any]:
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    if only_a or only_b:
+        first = (only_a or only_b)[0]
+        raise BenchmarkError(
+            f"{a_name} and {b_name} cover different questions ({len(only_a)} only in {a_name}, {len(only_b)} only "
+            f"in {b_name}, e.g. {first[0]} #{first[1]}); compare runs of the same workload (same --limit, data)")
+    keys = sorted(a)
+    differ = [{"subject": k[0], "index": k[1], "label": a[k].get("label"), "a": a[k][field], "b": b[k][field]}
+              for k in keys if a[k][field] != b[k][field]]
+
+    def acc(rows: dict[tuple[str, int], dict[str, Any]]) -> float | None:
+        if any(r.get("label") is None for r in rows.values()):
+            return None
+        return sum(r[field] == r["label"] for r in rows.values()) / len(rows)
+
+    return {"field": field, "questions": len(keys), "differing": len(differ),
+            "agreement": 1.0 - len(differ) / len(keys), "acc_a": acc(a), "acc_b": acc(b),
+            "labels_differ": sum(a[k].get("label") != b[k].get("label") for k in keys), "rows": differ}
+
+
+def compare_predictions(argv: list[str]) -> int:
+    from .results import write_jsonl
+
+    p = _Parser(prog="run_benchmark.py compare-predictions",
+                description="Agreement of two runs' predictions.jsonl, and the questions where they differ.")
+    p.add_argument("a", type=Path, help="predictions.jsonl of run A")
+    p.add_argument("b", type=Path, help="predictions.jsonl of run B")
+    p.add_argument("--field", choices=PRED_FIELDS, default="pred_infer",
+                   help="which prediction to compare (default pred_infer; pred_val: the validation pass; "
+                        "choice_*: argmax over the answer letters only)")
+    p.add_argument("--out", type=Path, default=None, help="write every differing question to this JSONL file")
+    p.add_argument("--show", type=int, default=20, help="differing questions to print (default 20)")
+    p.add_argument("--min-agreement", type=float, default=None,
+                   help="exit 1 when the agreement is below this fraction (e.g. 0.98)")
+    args = p.parse_args(argv)
+    if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
+        raise BenchmarkError(f"--min-agreement {args.min_agreement}: expected a fraction between 0 and 1")
+    r = agreement_of(read_predictions(args.a, args.field), read_predictions(args.b, args.field), args.field,
+                     str(args.a), str(args.b))
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    print(f"agreement on {r['field']}: {pct(r['agreement'])} ({r['questions'] - r['differing']}/{r['questions']} "
+          f"agree, {r['differing']} differ); accuracy A {pct(r['acc_a'])}, B {pct(r['acc_b'])}")
+    if r["labels_differ"]:
+        print(f"warning: {r['labels_differ']} question(s) have different labels in A and B (another tokenizer?)")
+    if r["rows"]:
+        print("differing questions (subject, index, label, A, B):")
+        for d in r["rows"][: max(0, args.show)]:
+            print(f"  {d['subject']} {d['index']} {d['label']} {d['a']} {d['b']}")
+        if len(r["rows"]) > args.show:
+            print(f"  ... and {len(r['rows']) - args.show} more" + ("" if args.out else " (--out FILE writes all)"))
+    if args.out is not None:
+        try:
+            write_jsonl(args.out, r["rows"])
+        except OSError as exc:
+            raise BenchmarkError(f"--out {args.out}: cannot write it ({exc.strerror})") from None
+        print(f"differences: {args.out}")
+    if args.min_agreement is not None and r["agreement"] < args.min_agreement:
+        print(f"agreement {pct(r['agreement'])} is below --min-agreement {pct(args.min_agreement)}")
+        return EXIT_REGRESSION
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------- plot
+def plot(argv: list[str]) -> int:
+    from .history import read_history
+    from .plots import plot_history
+
+    p = _Parser(prog="run_benchmark.py plot", description="Charts of a --history CSV: throughput, MFU and "
+                "accuracy over time, one PNG each.")
+    p.add_argument("--history", type=Path, required=True, help="the CSV written by run_benchmark.py --history")
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    args = p.parse_args(argv)
+    rows = read_history(args.history)
+    if not rows:
+        raise BenchmarkError(f"--history {args.history}: no runs recorded yet (only the header)")
+    for path in plot_history(rows, args.out):
+        print(path)
+    return EXIT_OK
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "compare-results": compare_results,
+    "compare-predictions": compare_predictions,
+    "plot": plot,
+}
+
+
+def dispatch(argv: list[str]) -> int | None:
+    """Run the subcommand named by argv[0]; None when argv is a plain run's flags."""
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return None

@@ -1,0 +1,78 @@
+"""Fixtures of the vendor contract tests: the vendor named by `--vendor` (tests/conftest.py declares it),
+configured from its own YAML, and the case's tiny smoke model on the vendor's device.
+
+Tests that need the device skip when `vendor.is_available()` is False (e.g. nvidia on a CPU machine).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.config import Config, load_config
+from benchmarks.registry import REPO_ROOT, get_case, get_vendor, vendor_home
+
+CASE_NAME = "llama2_7b_mmlu"
+# Prompt lengths for the toolkit checks: the toolkit is warmed up on these, then called on each.
+PROMPT_LENGTHS = (7, 12, 23, 40)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test per toolkit the vendor offers (the names come from the vendor itself)."""
+    if "toolkit_name" in metafunc.fixturenames:
+        vendor = get_vendor(metafunc.config.getoption("--vendor"))
+        metafunc.parametrize("toolkit_name", sorted(vendor.toolkits()))
+
+
+@pytest.fixture(scope="session")
+def vendor_name(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--vendor")
+
+
+@pytest.fixture(scope="session")
+def vendor(vendor_name: str):
+    return get_vendor(vendor_name)
+
+
+@pytest.fixture(scope="session")
+def config(vendor, vendor_name: str) -> Config:
+    """The merged config of a run with this vendor (its YAML checked by the real loader), applied."""
+    case = get_case(CASE_NAME)
+    cfg = load_config(REPO_ROOT / "configs", CASE_NAME, vendor_name, case.Params, vendor.Options,
+                      vendor_home=vendor_home(vendor_name))
+    vendor.configure(cfg.vendor)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def device(vendor, config: Config) -> torch.device:
+    """The vendor's device, after `configure`; skips the test when this machine has none."""
+    if not vendor.is_available():
+        pytest.skip(f"vendor '{vendor.name}' finds no device on this machine")
+    return vendor.device()
+
+
+@pytest.fixture(scope="session")
+def precision(config: Config) -> str:
+    return config.run.effective_precision
+
+
+@pytest.fixture(scope="session")
+def tiny_model(vendor, config: Config, device: torch.device, precision: str, smoke_data_dir: Path):
+    """The case's model built the normal way from the smoke data_dir's tiny Llama, on the device."""
+    case = get_case(CASE_NAME)
+    return case.build_model(config.case, smoke_data_dir, precision, device, False, 0)
+
+
+@pytest.fixture(scope="session")
+def prompts(tiny_model, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Random token-id prompts of `PROMPT_LENGTHS` tokens: (input_ids [1, n], last_pos [1]) on the device."""
+    vocab = tiny_model.lm_head.out_features
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for n in PROMPT_LENGTHS:
+        ids = torch.randint(3, vocab, (1, n), generator=gen)
+        ids[0, 0] = 1  # <s>
+        out.append((ids.to(device), torch.tensor([n - 1], device=device)))
+    return out

@@ -1,0 +1,100 @@
+"""Shared by test_results_schema.py, test_gate.py and test_history_plot.py: two real smoke runs of the CLI,
+made once per test session (in-process, `benchmarks.cli.main`), sharing one --history file.
+
+run A: --smoke --limit 2 --set few_shots=0 --history H            (exit 0)
+run B: the same with --baseline <YAML expecting p_infer_core 1e9>  (exit 1: regression)
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.cli import main
+
+SMOKE_ARGS = ["--smoke", "--limit", "2", "--set", "few_shots=0"]  # 114 short prompts: ~2 s per run
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REGRESS_YAML = """\
+description: far above any CPU
+metrics:
+  p_infer_core: {value: 1.0e+9, rel_tol: 0.05}
+  mem_used_gib: {value: 1000.0}
+"""
+
+
+from fault_helpers import CliRun  # noqa: E402  (one definition for all CLI tests)
+
+def cli(argv: list[str], cache: Path | None = None) -> tuple[int, str, str]:
+    """main(argv) with stdout/stderr captured; the CLI's log handlers are closed afterwards."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        if cache is not None:
+            mp.setenv("LLAMA_BENCH_CACHE", str(cache))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    logger = logging.getLogger("benchmarks")
+    for handler in list(logger.handlers):
+        handler.close()
+        logger.removeHandler(handler)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_smoke(cache: Path, output_dir: Path, *extra: str) -> CliRun:
+    code, out, err = cli([*SMOKE_ARGS, "--output_dir", str(output_dir), "--quiet", *extra], cache)
+    return CliRun(code, out, err, output_dir)
+
+
+@dataclass
+class SharedRuns:
+    a: CliRun
+    b: CliRun
+    history: Path
+    regress_yaml: Path
+
+
+@functools.lru_cache(maxsize=None)
+def _shared(cache: str) -> SharedRuns:
+    root = Path(cache).parent / "results_runs"
+    root.mkdir(exist_ok=True)
+    history = root / "history.csv"
+    regress = root / "regress.yaml"
+    regress.write_text(REGRESS_YAML, encoding="utf-8")
+    a = run_smoke(Path(cache), root / "a", "--history", str(history))
+    b = run_smoke(Path(cache), root / "b", "--history", str(history), "--baseline", str(regress))
+    return SharedRuns(a, b, history, regress)
+
+
+def shared_runs(smoke_cache: Path) -> SharedRuns:
+    """Runs A and B, made once per session (the conftest's `smoke_cache` is session-scoped)."""
+    return _shared(str(smoke_cache))
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        lines = f.read().splitlines()
+    header = next(csv.reader([lines[0]]))
+    return header, list(csv.DictReader(lines))
+
+
+def doc_tables(path: Path, first_column: str) -> list[dict[str, str]]:
+    """Rows of every markdown table in `path` whose header starts with `| <first_column> |`."""
+    rows: list[dict[str, str]] = []
+    header: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells if cells[0] == first_column else []
+        elif header and not set(line) <= set("|-: "):
+            rows.append({h: c.strip("`") for h, c in zip(header, cells)})
+    return rows
