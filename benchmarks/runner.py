@@ -29,8 +29,6 @@ from .timing import Spans
 
 log = logging.getLogger("benchmarks")
 
-REFERENCE_ACC = 0.458  # CASE.md, Llama-2-7B fp16 and fp32 (infer and val)
-ACC_TOLERANCE = 0.01  # absolute, for runs with the real weights over all 14,042 questions
 
 
 @dataclass
@@ -283,11 +281,12 @@ class Run:
                     notes.append(f"repeat run {run['run']}: {count} {name} prediction(s) differ from run 1")
         if self.req.config.run.synthetic_weights:
             notes.append("synthetic (random) weights: accuracy is not meaningful")
-        elif not self.req.smoke and self.req.limit is None:
+        elif not self.req.smoke and self.req.limit is None and getattr(self.req.case, "reference_accuracy", None):
+            ref, tol = self.req.case.reference_accuracy, self.req.case.accuracy_tolerance
             for key in ("infer_acc", "val_acc"):
                 acc = getattr(m, key)
-                if acc is not None and abs(acc - REFERENCE_ACC) > ACC_TOLERANCE:
-                    reasons.append(f"{key} {acc:.3f} is outside the reference {REFERENCE_ACC} +- {ACC_TOLERANCE}")
+                if acc is not None and abs(acc - ref) > tol:
+                    reasons.append(f"{key} {acc:.3f} is outside the reference {ref} +- {tol}")
         if peak.value is None:
             notes.append(f"MFU not reported: {peak.source}")
         return {"status": "INVALID" if reasons else "VALID", "reasons": reasons, "notes": notes,
