@@ -295,3 +295,25 @@ def test_unknown_device_has_no_peak(name):
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="fp8"):
         lookup_peak("NVIDIA H100 80GB HBM3", "fp8", tf32=False)
+
+
+def test_compiled_sdpa_cudnn_applies_only_while_the_toolkit_prepares(monkeypatch):
+    """The compiled graph is traced with the requested attention backend; the eager setting comes back after."""
+    import torch
+
+    from vendors.nvidia import NvidiaOptions
+    from vendors.nvidia.inductor import CudaInductor
+    from benchmarks.toolkits import Inductor
+
+    seen = []
+    monkeypatch.setattr(Inductor, "prepare", lambda self, fn, lengths: seen.append(
+        torch.backends.cuda.cudnn_sdp_enabled()) or fn)
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        CudaInductor(NvidiaOptions(compiled_sdpa_cudnn=True), vendor=None).prepare(lambda i, p: i, [4])
+        assert seen == [True] and torch.backends.cuda.cudnn_sdp_enabled() is False
+        CudaInductor(NvidiaOptions(), vendor=None).prepare(lambda i, p: i, [4])  # null: leave it alone
+        assert seen == [True, False] and torch.backends.cuda.cudnn_sdp_enabled() is False
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)

@@ -25,6 +25,11 @@ class NvidiaOptions(InductorOptions):
         "run at a third of its steady speed on lengths it had not seen (docs/results/README.md)",
         default=True,
     )
+    compiled_sdpa_cudnn: bool | None = doc(
+        "cuDNN attention inside the compiled model only (traced with it, its plans built during warm-up); "
+        "null: same as sdpa_cudnn. Not yet measured on a full run (docs/results/README.md)",
+        default=None,
+    )
 
 
 class NvidiaVendor:

@@ -6,6 +6,8 @@ cudagraph trees treat each prompt as continuing the previous step and keep its o
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from benchmarks.interfaces import ModelFn
@@ -25,3 +27,16 @@ class _MarkStep(torch.nn.Module):
 class CudaInductor(Inductor):
     def wrap_compiled(self, compiled: ModelFn) -> ModelFn:
         return _MarkStep(compiled)
+
+    def prepare(self, model_fn: ModelFn, warmup_lengths: Sequence[int]) -> ModelFn:
+        # The attention backend is chosen when the graph is traced and stays baked into it, so the compiled
+        # model can use cuDNN attention (its per-length plans are built during the warm-up over the padded
+        # shapes) while the eager passes keep the vendor-wide setting.
+        wanted = getattr(self.options, "compiled_sdpa_cudnn", None)
+        before = torch.backends.cuda.cudnn_sdp_enabled()
+        if wanted is not None:
+            torch.backends.cuda.enable_cudnn_sdp(wanted)
+        try:
+            return super().prepare(model_fn, warmup_lengths)
+        finally:
+            torch.backends.cuda.enable_cudnn_sdp(before)
