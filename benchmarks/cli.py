@@ -114,7 +114,7 @@ def _one_line(exc: BaseException, limit: int = 1000) -> str:
 
 def run(argv: list[str]) -> int:
     from .config import load_config
-    from .registry import default_vendor, get_case, get_vendor, vendor_home
+    from .registry import default_vendor, get_case, get_toolkit, get_vendor, vendor_home
     from .outputs import after_run, check_gate_inputs
     from .progress import make_progress
     from .runner import Run, RunRequest
@@ -138,6 +138,7 @@ def run(argv: list[str]) -> int:
     if not vendor.is_available():
         raise BenchmarkError(f"vendor '{vendor_name}' finds no usable device on this machine; "
                              "choose another --vendor (or run where its device is)")
+    get_toolkit(vendor, config.run.compiler, config.vendor)  # an unknown toolkit fails before any output
     if args.smoke:
         data_dir = case.smoke_data()
     else:
