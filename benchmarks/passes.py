@@ -76,8 +76,11 @@ def run_pass(
     # progress(questions_done, n, elapsed_s, tokens_done): host arithmetic only, no device sync
     progress: Callable[[int, int, float, int], None] | None = None,
     choice_ids: Sequence[int] | None = None,
+    # stream(first_index, predictions): every `log_freq` questions, the new predictions, for a crash-safe log
+    stream: Callable[[int, list[int]], None] | None = None,
 ) -> PassRecord:
     n = len(batch)
+    streamed = 0
     device = batch.device
     preds = torch.empty(n, dtype=torch.int64, device=device)
     choices = torch.tensor(list(choice_ids), dtype=torch.int64, device=device) if choice_ids else None
@@ -109,6 +112,10 @@ def run_pass(
                 progress(i + 1, n, time.perf_counter() - whole_start, tokens_done)
             elif (i + 1) % log_freq == 0 or i + 1 == n:
                 log.info("%s: %d/%d questions", name, i + 1, n)
+            if stream is not None and ((i + 1) % log_freq == 0 or i + 1 == n):
+                # One small device-to-host copy per log_freq questions; the loop syncs per prompt anyway.
+                stream(streamed, preds[streamed : i + 1].tolist())
+                streamed = i + 1
         predictions = tuple(preds.tolist())
         bad = int(nonfinite.sum().item())
         choice_predictions = tuple(choice_preds.tolist()) if choice_preds is not None else None

@@ -6,6 +6,7 @@ interrupted still leaves a result.json (status "failed"/"interrupted") with the 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import platform
 import random
@@ -28,6 +29,7 @@ from .registry import get_toolkit
 from .timing import Spans
 
 log = logging.getLogger("benchmarks")
+STREAM_FILE = "predictions.partial.jsonl"
 
 
 
@@ -118,7 +120,7 @@ class Run:
                               torch.tensor([n - 1], device=vendor.device()))
                 with self.spans.span("validation", sync):
                     self.val = run_pass("validation", model, batch, sync, cfg.log_freq, self._progress("validation"),
-                                        workload.choice_ids)
+                                        workload.choice_ids, self._stream("validation"))
                 self._write_predictions()
                 self._phase_done("validation")
             compile_fallback = None
@@ -136,8 +138,9 @@ class Run:
             self._phase_done("compile")
             with self.spans.span("inference", sync):
                 self.infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress("inference"),
-                                      workload.choice_ids)
+                                      workload.choice_ids, self._stream("inference"))
             self._write_predictions()
+            (req.output_dir / STREAM_FILE).unlink(missing_ok=True)  # predictions.jsonl now holds it all
             e2e = time.perf_counter() - e2e_start  # run 1 only: --repeat's extra passes are not in it
             self._phase_done("inference")
             if req.repeat > 1:
@@ -214,6 +217,20 @@ class Run:
         hints = faults.knobs(cfg.effective_precision, cfg.compiler,
                              getattr(self.req.config.vendor, "pad_multiple", 0) or 0, self.req.limit)
         return faults.describe(exc, phase, tokens, self.req.vendor.device(), hints)
+
+    def _stream(self, name: str) -> Callable[[int, list[int]], None]:
+        """Append each chunk of a pass's predictions to predictions.partial.jsonl as it is produced, so an
+        interrupted pass keeps what it answered; removed once predictions.jsonl holds both passes."""
+        path = self.req.output_dir / STREAM_FILE
+
+        def write(first: int, preds: list[int]) -> None:
+            with path.open("a", encoding="utf-8") as f:
+                for k, pred in enumerate(preds, start=first):
+                    s = self.samples[k]
+                    f.write(json.dumps({"pass": name, "subject": s.subject, "index": s.index, "pred": pred}) + "\n")
+                f.flush()
+
+        return write
 
     def _progress(self, name: str) -> Callable[[int, int, float, int], None] | None:
         return self.req.progress(name) if self.req.progress else None

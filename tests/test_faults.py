@@ -216,3 +216,26 @@ def test_failed_write_leaves_the_previous_file(tmp_path: Path, monkeypatch, fail
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # the temp file is gone too
+
+
+# ------------------------------------------------------------------------------------------ streaming
+
+
+def test_predictions_are_streamed_while_a_pass_runs(tmp_path: Path, smoke_data_dir: Path, faulty, monkeypatch) -> None:
+    """A pass that dies keeps what it answered: predictions.partial.jsonl gets each chunk of log_freq answers."""
+    first = run_cli(smoke_data_dir, tmp_path / "ref", "--set", "no_validation=true")
+    threshold = first.predictions[0]["n_tokens"]
+    index, _ = first_longer(first.predictions, threshold)
+    monkeypatch.setenv("FAULTY_OOM_TOKENS", str(threshold))
+    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=oom_long", "--set", "log_freq=5")
+    assert run.code == 3
+    rows = [json.loads(line) for line in (run.output_dir / "predictions.partial.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r["pass"] == "validation"]
+    infer = [r for r in rows if r["pass"] == "inference"]
+    assert len(val) == N_QUESTIONS and len(infer) == (index // 5) * 5  # whole chunks before the failing question
+    by_key = {(r["subject"], r["index"]): r["pred_val"] for r in run.predictions}
+    assert [r["pred"] for r in val] == [by_key[(r["subject"], r["index"])] for r in val]
+    # oom_long runs the plain model on short prompts: its streamed answers are the validation answers
+    assert all(r["pred"] == by_key[(r["subject"], r["index"])] for r in infer)
+    # a completed run leaves no partial file: predictions.jsonl holds both passes
+    assert not (first.output_dir / "predictions.partial.jsonl").exists()
