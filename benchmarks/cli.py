@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError
+from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError, one_line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks")
@@ -107,7 +107,7 @@ def _save_shielded(run_: Any) -> None:
 
 def _one_line(exc: BaseException, limit: int = 1000) -> str:
     """The exception's message on one line, with the notes run() adds (where the partial result is)."""
-    text = " ".join(str(exc).split())[:limit]
+    text = one_line(exc, limit)
     notes = [" ".join(str(n).split()) for n in getattr(exc, "__notes__", ())]
     return "; ".join([text, *notes]) if text else "; ".join(notes)
 
@@ -162,7 +162,7 @@ def run(argv: list[str]) -> int:
     except (KeyboardInterrupt, Exception) as exc:
         if run_.result:
             run_.result["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            run_.result["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:1000]}"
+            run_.result["error"] = f"{type(exc).__name__}: {one_line(exc, 1000)}"
             run_.result["phases_s"] = dict(run_.spans.seconds)
             _save_shielded(run_)
             _log_file_only(logging.ERROR, "run %s: %s", run_.result["status"], run_.result["error"])

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import BenchmarkError
+from .errors import BenchmarkError, one_line
 from .flops import parse_flops
 from .interfaces import PRECISIONS
 
@@ -136,7 +136,7 @@ def read_yaml(path: Path, required: bool = True) -> dict[str, Any]:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        msg = " ".join(str(exc).split())
+        msg = one_line(exc)
         raise BenchmarkError(f"{path}: not valid YAML ({msg})") from None
     if data is None:
         return {}

@@ -13,3 +13,9 @@ class BenchmarkError(Exception):
     The message is one line that names the file/key/value, says what was expected and how to fix it.
     Library code raises this and never calls sys.exit; only `benchmarks.cli` decides exit codes.
     """
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's message folded onto one line (library messages can span lines), cut to `limit`."""
+    text = " ".join(str(exc).split())
+    return text if limit is None else text[:limit]

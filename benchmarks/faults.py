@@ -13,6 +13,8 @@ from typing import Sequence
 
 import torch
 
+from .errors import one_line
+
 GIB = 1024**3
 
 
@@ -64,7 +66,7 @@ def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None) -
 
 def _torch_summary(exc: BaseException) -> str:
     """The first sentences of torch's message (the 'Tried to allocate ...' figures), one line."""
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     for cut in (" If reserved but unallocated", " See documentation", " Process "):
         if cut in text:
             text = text[: text.index(cut)]

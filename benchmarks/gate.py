@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import BenchmarkError
+from .errors import BenchmarkError, one_line
 
 REL, ABS = "rel_tol", "abs_tol"
 
@@ -136,7 +136,7 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchmarkError(f"{what} {path}: not valid JSON ({' '.join(str(exc).split())})") from None
+        raise BenchmarkError(f"{what} {path}: not valid JSON ({one_line(exc)})") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BenchmarkError(f"{what} {path}: key 'schema_version' missing; expected a result.json of this benchmark")
     if data.get("status") != "completed":

@@ -107,12 +107,13 @@ def run_pass(
             nonfinite[i] = ~torch.isfinite(logits[0]).all()
             if choices is not None:
                 choice_preds[i] = choices[logits[0, choices].argmax()]
+            chunk_done = (i + 1) % log_freq == 0 or i + 1 == n
             if progress is not None:
                 tokens_done += batch.lengths[i]
                 progress(i + 1, n, time.perf_counter() - whole_start, tokens_done)
-            elif (i + 1) % log_freq == 0 or i + 1 == n:
+            elif chunk_done:
                 log.info("%s: %d/%d questions", name, i + 1, n)
-            if stream is not None and ((i + 1) % log_freq == 0 or i + 1 == n):
+            if stream is not None and chunk_done:
                 # One small device-to-host copy per log_freq questions; the loop syncs per prompt anyway.
                 stream(streamed, preds[streamed : i + 1].tolist())
                 streamed = i + 1

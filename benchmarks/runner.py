@@ -22,7 +22,7 @@ from . import metrics as _metrics
 from . import outputs as _outputs
 from . import faults, provenance, reproducibility, results
 from .config import Config
-from .errors import BenchmarkError
+from .errors import BenchmarkError, one_line
 from .interfaces import PeakFlops, Vendor
 from .passes import HostBatch, PassRecord, run_pass
 from .registry import get_toolkit
@@ -132,7 +132,7 @@ class Run:
                 except Exception as exc:  # a toolkit failure is a run failure unless fallback is allowed
                     if not cfg.allow_compile_fallback:
                         raise
-                    compile_fallback = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                    compile_fallback = f"{type(exc).__name__}: {one_line(exc, 300)}"
                     log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
                     fn = model
             self._phase_done("compile")
@@ -147,12 +147,12 @@ class Run:
                 self._repeat_passes(model, fn, batch, workload.choice_ids)
         report = toolkit.report()
         peak = vendor.peak_flops(precision, cfg.tf32)
+        mem = monitor.report()
         m = _metrics.compute(
             e2e_s=e2e, val=self.val, infer=self.infer, labels=labels, flops_per_token=cfg.flops_per_token,
-            peak=peak, memory=monitor.report(), compile_s=self.spans.seconds.get("compile"),
+            peak=peak, memory=mem, compile_s=self.spans.seconds.get("compile"),
             val_warmup_s=self.spans.seconds.get("val_warmup"),
         )
-        mem = monitor.report()
         self.result.update(
             status="completed",
             metrics=m.as_dict(),

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CASE = "llama2_7b_mmlu"
 MMLU = "mmlu_dataset/data"
@@ -207,3 +209,15 @@ def first_longer(predictions: Sequence[dict[str, Any]], tokens: int) -> tuple[in
         if row["n_tokens"] > tokens:
             return i, row["n_tokens"]
     raise AssertionError(f"no prompt longer than {tokens} tokens")
+
+
+# Autouse fixtures for the CLI test modules; a module opts in by importing both names.
+@pytest.fixture(autouse=True, scope="module")
+def one_thread_per_module() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def smoke_cache_env(smoke_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLAMA_BENCH_CACHE", str(smoke_cache))

@@ -10,11 +10,9 @@ import contextlib
 import csv
 import functools
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 

@@ -10,7 +10,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -22,20 +22,11 @@ from fault_helpers import (  # noqa: E402
     clone_data,
     copy_configs,
     csv_path,
-    one_torch_thread,
     run_cli,
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _cache(smoke_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLAMA_BENCH_CACHE", str(smoke_cache))
+from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
 
 # A case: (tmp, base data_dir) -> (data_dir to run on, extra CLI args, strings the error line must contain)

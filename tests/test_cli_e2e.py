@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

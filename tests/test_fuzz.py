@@ -9,12 +9,11 @@ from __future__ import annotations
 import random
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fault_helpers import CliRun, clone_data, copy_configs, csv_path, one_torch_thread, run_cli  # noqa: E402
+from fault_helpers import CliRun, clone_data, copy_configs, csv_path, run_cli  # noqa: E402
 
 from benchmarks.llama2_7b_mmlu.data import SUBJECTS  # noqa: E402
 
@@ -27,15 +26,7 @@ YAML_VALUES = ("", "null", "~", "[]", "{}", "[1, 2", "{a: 1}", "1e9", "-1", "0",
 YAML_CHARS = ":-[]{}'\"!&*#%@`|>,?\t\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _cache(smoke_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLAMA_BENCH_CACHE", str(smoke_cache))
+from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
 
 def _insert(rng: random.Random, data: bytes, piece: bytes) -> bytes:

@@ -6,7 +6,6 @@ import hashlib
 import statistics
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -19,15 +18,7 @@ from benchmarks.llama2_7b_mmlu import Params  # noqa: E402
 from vendors.cpu import CpuOptions  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _cache(smoke_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLAMA_BENCH_CACHE", str(smoke_cache))
+from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
 
 @pytest.fixture(scope="module")

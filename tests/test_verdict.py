@@ -1,7 +1,6 @@
 """The verdict rules of runner.Run._verdict, on crafted metrics (no model needed)."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..config import doc
-from ..errors import BenchmarkError
+from ..errors import BenchmarkError, one_line
 from . import data as mmlu
 from .categories import SUBJECT_CATEGORY
 from .model import build_model
@@ -96,7 +96,7 @@ class Llama2MMLU:
             tok = transformers.AutoTokenizer.from_pretrained(weight_dir)
         except Exception as exc:  # noqa: BLE001 - the tokenizers library raises bare Exception for bad files
             raise BenchmarkError(
-                f"{weight_dir}: cannot load the tokenizer ({' '.join(str(exc).split())[:200]}); the folder needs "
+                f"{weight_dir}: cannot load the tokenizer ({one_line(exc, 200)}); the folder needs "
                 "the Llama-2 tokenizer files (tokenizer.json / tokenizer.model, tokenizer_config.json)"
             ) from None
         if not getattr(tok, "is_fast", False):

@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from benchmarks.errors import BenchmarkError
+from benchmarks.errors import BenchmarkError, one_line
 
 # The 57 subjects of the MMLU release (the file stems of data/test/*_test.csv), sorted.
 SUBJECTS: tuple[str, ...] = (
@@ -61,11 +61,6 @@ class Sample:
     n_dropped: int  # how many times truncate_once() was applied to fit max_tokens
 
 
-def _one_line(exc: Exception) -> str:
-    # pandas messages can span lines; BenchmarkError messages must be one line.
-    return " ".join(str(exc).split())
-
-
 def read_split(mmlu_dir: Path, split: str, subject: str) -> list[Question]:
     """Read `mmlu_dir/<split>/<subject>_<split>.csv` (headerless: question, A, B, C, D, answer)."""
     path = Path(mmlu_dir) / split / f"{subject}_{split}.csv"
@@ -85,10 +80,10 @@ def read_split(mmlu_dir: Path, split: str, subject: str) -> list[Question]:
         raise BenchmarkError(f"{path}: file is empty; expected headerless CSV rows "
                              "'question,A,B,C,D,answer' (re-extract the MMLU data)") from None
     except UnicodeDecodeError as e:
-        raise BenchmarkError(f"{path}: not valid UTF-8 text ({_one_line(e)}); "
+        raise BenchmarkError(f"{path}: not valid UTF-8 text ({one_line(e)}); "
                              "expected the UTF-8 CSVs of the MMLU release (re-extract the data)") from None
     except pd.errors.ParserError as e:
-        raise BenchmarkError(f"{path}: cannot parse as CSV ({_one_line(e)}); expected 6 columns "
+        raise BenchmarkError(f"{path}: cannot parse as CSV ({one_line(e)}); expected 6 columns "
                              "'question,A,B,C,D,answer' on every row (fix or re-extract the file)") from None
     if b"\x00" in raw:  # valid UTF-8, but pandas silently cuts a cell at a NUL: a damaged file, not text
         raise BenchmarkError(f"{path}: contains NUL bytes (first at byte {raw.find(bytes(1))}); expected the UTF-8 "

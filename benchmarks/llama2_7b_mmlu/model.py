@@ -13,7 +13,7 @@ import torch
 import transformers
 from torch import nn
 
-from ..errors import BenchmarkError
+from ..errors import BenchmarkError, one_line
 from ..interfaces import DTYPES
 
 # Llama-2-7B (meta-llama/Llama-2-7b-hf config.json), for synthetic runs without a config.json.
@@ -70,7 +70,7 @@ def read_model_config(weight_dir: Path) -> transformers.LlamaConfig | None:
     try:
         return transformers.LlamaConfig.from_pretrained(weight_dir)
     except (ValueError, TypeError, OSError) as exc:
-        raise BenchmarkError(f"{path}: not a valid Llama config ({' '.join(str(exc).split())})") from None
+        raise BenchmarkError(f"{path}: not a valid Llama config ({one_line(exc)})") from None
 
 
 def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
@@ -90,7 +90,7 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
     except torch.OutOfMemoryError:
         raise
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        raise BenchmarkError(f"{weight_dir}: cannot load the weights ({' '.join(str(exc).split())[:300]}); "
+        raise BenchmarkError(f"{weight_dir}: cannot load the weights ({one_line(exc, 300)}); "
                              "re-export Llama-2-7B in Hugging Face format into this folder") from None
     finally:
         transformers.utils.logging.set_verbosity(verbosity)
