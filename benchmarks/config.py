@@ -63,12 +63,20 @@ class RunConfig:
         "if the toolkit fails to compile, run the inference pass on the plain model (the result says so)",
         default=False,
     )
+    pack_tokens: int = doc(
+        "named optimization for the inference pass (a vendor YAML switches it on): score consecutive prompts "
+        "packed back to back in one forward of at most this many tokens, each attending only to itself with "
+        "its own positions (batch-1 semantics, other GEMM shapes); 0: one prompt per forward (the reference)",
+        default=0,
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size != 1:
             _bad("batch_size", self.batch_size, "1 (batch-1 semantics; batching is a vendor optimization)")
         if self.repeat != 1:
             _bad("repeat", self.repeat, "1 (use --repeat N on the command line for repeated runs)")
+        if self.pack_tokens < 0:
+            _bad("pack_tokens", self.pack_tokens, "0 (one prompt per forward) or a positive token budget, e.g. 4096")
         if self.log_freq < 1:
             _bad("log_freq", self.log_freq, "a positive integer")
         if self.precision is not None and self.precision not in PRECISIONS:

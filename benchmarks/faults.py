@@ -21,9 +21,11 @@ GIB = 1024**3
 class PromptOutOfMemory(torch.OutOfMemoryError):
     """torch.OutOfMemoryError raised by the model on one prompt of a timed pass."""
 
-    def __init__(self, pass_name: str, index: int, n_questions: int, tokens: int, cause: BaseException):
+    def __init__(self, pass_name: str, index: int, n_questions: int, tokens: int, cause: BaseException,
+                 prompts: int = 1):
         super().__init__(str(cause))
-        self.where = f"the {pass_name} pass at question {index + 1}/{n_questions}"
+        pack = f" (a pack of {prompts} prompts)" if prompts > 1 else ""
+        self.where = f"the {pass_name} pass at question {index + 1}/{n_questions}{pack}"
         self.tokens = tokens
 
 
@@ -48,9 +50,12 @@ def memory_figures(device: torch.device) -> str:
         return f"memory figures unavailable ({type(exc).__name__})"
 
 
-def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None) -> list[str]:
+def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None, pack_tokens: int = 0) -> list[str]:
     """The settings that lower memory, for this run's config."""
     out = []
+    if pack_tokens > 0:
+        out.append(f"--set pack_tokens={pack_tokens // 2} (or 0: one prompt per forward; packs hold up to "
+                   f"{pack_tokens} tokens)")
     if precision == "fp32":
         out.append("--set precision=bf16 (or fp16) halves weights and activations")
     if pad_multiple > 1:

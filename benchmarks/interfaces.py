@@ -17,7 +17,7 @@ The order of calls in one run (benchmarks/cli.py, benchmarks/runner.py):
   runner:   vendor.supports(precision) -> toolkit = vendor.toolkits()[compiler](options, vendor)
             -> vendor.device_name(), vendor.environment() (result header)
             -> with vendor.memory_monitor(): build the model on vendor.device(); validation pass;
-               toolkit.prepare(model, lengths) (timed as compile); inference pass
+               toolkit.prepare(model, calls) (timed as compile); inference pass
                (vendor.synchronize() around every timed forward)
             -> toolkit.report(), vendor.peak_flops(precision, tf32), monitor.report()
 Any vendor must pass `pytest tests/contract --vendor <name>`; docs/adding_a_vendor.md is the walk-through.
@@ -35,6 +35,10 @@ DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 # The model callable of a case: (input_ids [B, L] int64, last_pos [B] int64) -> logits [B, vocab].
 # Row b's logits are those of position last_pos[b]. The model is causal, so token ids to the right of
 # last_pos (padding) do not change the result: a toolkit may right-pad lengths to reuse compiled shapes.
+# With the run key pack_tokens > 0 the inference pass also calls it with a pack: input_ids [1, T] holding
+# P > 1 prompts back to back, last_pos [P] the last position of each (the last is T - 1), logits [P, vocab]
+# each as if its prompt ran alone. A toolkit that right-pads a pack appends the padding as one more prompt
+# (benchmarks.toolkits.PadRight does).
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -115,14 +119,15 @@ class Toolkit(Protocol):
 
     name: str  # the toolkit's name, as the config key `compiler` selects it
 
-    def prepare(self, model_fn: ModelFn, warmup_lengths: Sequence[int]) -> ModelFn:
+    def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
         """Compile and warm up; return the adapted callable. Timed by the harness as `compile_time`.
 
-        Called once, after the validation pass, with the plain model already on `vendor.device()` and
-        every distinct prompt length of the run in `warmup_lengths`. The returned callable keeps the
-        `ModelFn` contract (logits [B, vocab] of position last_pos, on the device, predictions equal to
-        the plain model's up to precision) and must not compile anything new when called later with
-        any of those lengths. The timed pass calls it under torch.inference_mode with input tensors made
+        Called once, after the validation pass, with the plain model already on `vendor.device()`.
+        `warmup_calls` lists every forward the timed pass will make, each as the prompt lengths it holds
+        ((n,) for one prompt; several when packing). The returned callable keeps the `ModelFn` contract
+        (logits of position last_pos, on the device, predictions equal to the plain model's up to
+        precision) and must not compile anything new when called later with any of those calls
+        (`benchmarks.toolkits.warmup_shapes` picks one call per distinct input shape). The timed pass calls it under torch.inference_mode with input tensors made
         there: warm up the same way (compiled graphs guard on it). Synchronize the device before
         returning, so queued warm-up work is not billed to the first timed prompt.
         """

@@ -1,5 +1,6 @@
-"""One timed pass over the workload: per prompt, synchronize, time the forward, synchronize (core);
-the whole loop, host-to-device copies and scoring included, is `whole`.
+"""One timed pass over the workload: per forward, synchronize, time it, synchronize (core); the whole loop,
+host-to-device copies and scoring included, is `whole`. A forward is one prompt (the reference), or with
+`pack_tokens` > 0 a pack of consecutive prompts of at most that many tokens (see `plan_packs`).
 
 Token ids live in one host buffer (pinned when the device is not the CPU) so copies are asynchronous;
 predictions and the non-finite count stay on the device until the end of the pass, so the loop adds no
@@ -22,7 +23,8 @@ log = logging.getLogger("benchmarks")
 
 @dataclass(frozen=True)
 class PassRecord:
-    """What one pass measured. Times in seconds; `core_s_each[i]` is prompt i's forward time."""
+    """What one pass measured. Times in seconds; `core_s_each[i]` is prompt i's forward time (in a pack, the
+    pack's time shared out by token count)."""
 
     name: str
     n_questions: int
@@ -34,6 +36,24 @@ class PassRecord:
     nonfinite_questions: int
     # argmax over only the answer-choice ids (hendrycks/lm-eval scoring), when the case names them
     choice_predictions: tuple[int, ...] | None = None
+    forwards: int = 0  # model calls: n_questions at batch 1, the number of packs when packing
+    pack_tokens: int = 0
+
+
+def plan_packs(lengths: Sequence[int], pack_tokens: int) -> list[tuple[int, int]]:
+    """Consecutive prompts [i, j) per forward: greedily as many as fit in pack_tokens tokens (a longer prompt
+    goes alone); pack_tokens 0 means one prompt per forward. Order is kept, so results map back 1:1."""
+    if pack_tokens <= 0:
+        return [(i, i + 1) for i in range(len(lengths))]
+    plan, start, used = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > start and used + n > pack_tokens:
+            plan.append((start, i))
+            start, used = i, 0
+        used += n
+    if start < len(lengths):
+        plan.append((start, len(lengths)))
+    return plan
 
 
 class HostBatch:
@@ -46,9 +66,11 @@ class HostBatch:
             self.offsets.append(self.offsets[-1] + n)
         flat = torch.tensor([t for p in prompts for t in p], dtype=torch.int64)
         last = torch.tensor([n - 1 for n in self.lengths], dtype=torch.int64)
+        self.pinned = False
         if device.type != "cpu":
             try:
                 flat, last = flat.pin_memory(), last.pin_memory()
+                self.pinned = True
             except RuntimeError:  # no pinned memory on this backend: copies are then synchronous
                 pass
         self.flat, self.last = flat, last
@@ -58,8 +80,18 @@ class HostBatch:
         return len(self.lengths)
 
     def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = self.flat[self.offsets[i] : self.offsets[i + 1]].view(1, -1)
-        last = self.last[i : i + 1]
+        return self.get_call(i, i + 1, self.last)
+
+    def pack_last(self, plan: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """Each prompt's last position within its forward's input, for `get_call` (host, pinned like flat)."""
+        local = torch.tensor([self.offsets[k + 1] - self.offsets[i] - 1 for i, j in plan for k in range(i, j)],
+                             dtype=torch.int64)
+        return local.pin_memory() if self.pinned else local
+
+    def get_call(self, i: int, j: int, local_last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts [i, j) as one input [1, T] (a view: they are contiguous in flat) and their last positions."""
+        ids = self.flat[self.offsets[i] : self.offsets[j]].view(1, -1)
+        last = local_last[i:j]
         if self.device.type == "cpu":
             # A view into the big buffer has a storage offset that compiled graphs guard on; a copy
             # (cheap next to a forward) looks like any other input.
@@ -78,8 +110,11 @@ def run_pass(
     choice_ids: Sequence[int] | None = None,
     # stream(first_index, predictions): every `log_freq` questions, the new predictions, for a crash-safe log
     stream: Callable[[int, list[int]], None] | None = None,
+    pack_tokens: int = 0,
 ) -> PassRecord:
     n = len(batch)
+    plan = plan_packs(batch.lengths, pack_tokens)
+    local_last = batch.pack_last(plan) if pack_tokens > 0 else batch.last
     streamed = 0
     device = batch.device
     preds = torch.empty(n, dtype=torch.int64, device=device)
@@ -92,31 +127,34 @@ def run_pass(
     synchronize()
     whole_start = time.perf_counter()
     with torch.inference_mode():
-        for i in range(n):
-            ids, last = batch.get(i)
+        for i, j in plan:
+            ids, last = batch.get_call(i, j, local_last)
             synchronize()
             t0 = time.perf_counter()
             try:  # free in the loop (zero-cost try); names the question and its length on OOM
                 logits = fn(ids, last)
                 synchronize()
             except torch.OutOfMemoryError as exc:
-                raise PromptOutOfMemory(name, i, n, batch.lengths[i], exc) from exc
-            core_each[i] = time.perf_counter() - t0
+                raise PromptOutOfMemory(name, i, n, ids.shape[1], exc, prompts=j - i) from exc
+            elapsed = time.perf_counter() - t0
+            call_tokens = batch.offsets[j] - batch.offsets[i]
+            for k in range(i, j):
+                core_each[k] = elapsed * batch.lengths[k] / call_tokens
             # Scoring: argmax over the whole vocabulary (the reference rule), kept on the device.
-            preds[i] = logits[0].argmax()
-            nonfinite[i] = ~torch.isfinite(logits[0]).all()
+            preds[i:j] = logits.argmax(-1)
+            nonfinite[i:j] = ~torch.isfinite(logits).all(-1)
             if choices is not None:
-                choice_preds[i] = choices[logits[0, choices].argmax()]
-            chunk_done = (i + 1) % log_freq == 0 or i + 1 == n
+                choice_preds[i:j] = choices[logits[:, choices].argmax(-1)]
+            chunk_done = j // log_freq > i // log_freq or j == n
+            tokens_done += call_tokens
             if progress is not None:
-                tokens_done += batch.lengths[i]
-                progress(i + 1, n, time.perf_counter() - whole_start, tokens_done)
+                progress(j, n, time.perf_counter() - whole_start, tokens_done)
             elif chunk_done:
-                log.info("%s: %d/%d questions", name, i + 1, n)
+                log.info("%s: %d/%d questions", name, j, n)
             if stream is not None and chunk_done:
-                # One small device-to-host copy per log_freq questions; the loop syncs per prompt anyway.
-                stream(streamed, preds[streamed : i + 1].tolist())
-                streamed = i + 1
+                # One small device-to-host copy per log_freq questions; the loop syncs per forward anyway.
+                stream(streamed, preds[streamed:j].tolist())
+                streamed = j
         predictions = tuple(preds.tolist())
         bad = int(nonfinite.sum().item())
         choice_predictions = tuple(choice_preds.tolist()) if choice_preds is not None else None
@@ -132,4 +170,6 @@ def run_pass(
         core_s_each=tuple(core_each),
         nonfinite_questions=bad,
         choice_predictions=choice_predictions,
+        forwards=len(plan),
+        pack_tokens=pack_tokens,
     )

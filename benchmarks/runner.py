@@ -24,12 +24,14 @@ from . import faults, provenance, reproducibility, results
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import PeakFlops, Vendor
-from .passes import HostBatch, PassRecord, run_pass
+from .passes import HostBatch, PassRecord, plan_packs, run_pass
 from .registry import get_toolkit
 from .timing import Spans
 
 log = logging.getLogger("benchmarks")
 STREAM_FILE = "predictions.partial.jsonl"
+# A batching optimization must give the batch-1 prediction on at least this share of questions (issue 3).
+PACKING_MIN_SAME = 0.999
 
 
 
@@ -124,9 +126,16 @@ class Run:
                 self._write_predictions()
                 self._phase_done("validation")
             compile_fallback = None
+            if cfg.pack_tokens:
+                enable = getattr(model, "enable_packing", None)
+                if enable is None:
+                    raise BenchmarkError(f"config key 'pack_tokens': case '{req.case.name}' cannot pack prompts "
+                                         "(its model has no enable_packing()); set pack_tokens: 0")
+                enable()
+            calls = [tuple(batch.lengths[i:j]) for i, j in plan_packs(batch.lengths, cfg.pack_tokens)]
             with self.spans.span("compile", sync):
                 try:
-                    fn = toolkit.prepare(model, sorted(set(batch.lengths)))
+                    fn = toolkit.prepare(model, calls)
                 except (BenchmarkError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # a toolkit failure is a run failure unless fallback is allowed
@@ -138,7 +147,7 @@ class Run:
             self._phase_done("compile")
             with self.spans.span("inference", sync):
                 self.infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress("inference"),
-                                      workload.choice_ids, self._stream("inference"))
+                                      workload.choice_ids, self._stream("inference"), cfg.pack_tokens)
             self._write_predictions()
             (req.output_dir / STREAM_FILE).unlink(missing_ok=True)  # predictions.jsonl now holds it all
             e2e = time.perf_counter() - e2e_start  # run 1 only: --repeat's extra passes are not in it
@@ -163,7 +172,8 @@ class Run:
             toolkit_report={"name": report.name, "recompiles": report.recompiles,
                             "optimizations": list(report.optimizations), "details": dict(report.details),
                             "compile_fallback": compile_fallback},
-            optimizations=list(report.optimizations),
+            optimizations=list(report.optimizations) + self._packing_names(),
+            packing=self._packing(),
             nonfinite_questions={"validation": self.val.nonfinite_questions if self.val else None,
                                  "inference": self.infer.nonfinite_questions},
         )
@@ -173,6 +183,21 @@ class Run:
         results.atomic_write_text(req.output_dir / "result.md", results.markdown(self.result))
         _outputs.write_run_files(req.output_dir, self.result)
         return self.result
+
+    def _packing_names(self) -> list[str]:
+        return [f"pack_tokens={self.req.config.run.pack_tokens}"] if self.req.config.run.pack_tokens else []
+
+    def _packing(self) -> dict[str, Any] | None:
+        """The pack optimization's figures: forwards, prompts per forward, and how many inference predictions
+        equal the validation pass's (batch 1, plain model): the >= 99.9% bar of a batching optimization."""
+        rec = self.infer
+        if not self.req.config.run.pack_tokens or rec is None:
+            return None
+        same = (sum(a == b for a, b in zip(rec.predictions, self.val.predictions)) / rec.n_questions
+                if self.val is not None else None)
+        return {"pack_tokens": rec.pack_tokens, "forwards": rec.forwards,
+                "prompts_per_forward": rec.n_questions / rec.forwards, "tokens_per_forward": rec.tokens / rec.forwards,
+                "same_predictions_as_validation": same, "required_same_predictions": PACKING_MIN_SAME}
 
     def _repeat_passes(self, model: Any, fn: Any, batch: HostBatch, choice_ids: Any) -> None:
         """--repeat N: runs 2..N of the timed passes, on the model and compiled callable of run 1."""
@@ -186,7 +211,7 @@ class Run:
                     "validation", model, batch, sync, cfg.log_freq, self._progress(f"validation ({label})"),
                     choice_ids)
                 infer = run_pass("inference", fn, batch, sync, cfg.log_freq, self._progress(f"inference ({label})"),
-                                 choice_ids)
+                                 choice_ids, pack_tokens=cfg.pack_tokens)
             runs.append(self._run_record(k, val, infer))
             self.result["repeat"] = reproducibility.summarize(runs, self.req.repeat)
             self._phase_done(f"repeat_{k}")
@@ -215,7 +240,7 @@ class Run:
         else:
             phase, tokens = f"the phase after '{last}'", None
         hints = faults.knobs(cfg.effective_precision, cfg.compiler,
-                             getattr(self.req.config.vendor, "pad_multiple", 0) or 0, self.req.limit)
+                             getattr(self.req.config.vendor, "pad_multiple", 0) or 0, self.req.limit, cfg.pack_tokens)
         return faults.describe(exc, phase, tokens, self.req.vendor.device(), hints)
 
     def _stream(self, name: str) -> Callable[[int, list[int]], None]:
@@ -296,6 +321,17 @@ class Run:
             for name, count in run["predictions_differ"].items():
                 if count:
                     notes.append(f"repeat run {run['run']}: {count} {name} prediction(s) differ from run 1")
+        packing = self._packing()
+        if packing and packing["same_predictions_as_validation"] is not None:
+            same = packing["same_predictions_as_validation"]
+            text = (f"pack_tokens={packing['pack_tokens']}: {100 * same:.2f}% of inference predictions equal the "
+                    f"validation pass's (batch 1, plain model); required {100 * PACKING_MIN_SAME:.1f}%")
+            if same >= PACKING_MIN_SAME:
+                notes.append(text)
+            elif self.req.config.run.synthetic_weights or self.req.smoke:
+                notes.append(text + " (not enforced: random weights make near-ties common)")
+            else:
+                reasons.append(text)
         if self.req.config.run.synthetic_weights:
             notes.append("synthetic (random) weights: accuracy is not meaningful")
         elif not self.req.smoke and self.req.limit is None and getattr(self.req.case, "reference_accuracy", None):

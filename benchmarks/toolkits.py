@@ -5,6 +5,7 @@ inherit `InductorOptions` to offer `inductor`.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class Eager:
     def __init__(self, options: Any, vendor: Any):
         pass
 
-    def prepare(self, model_fn: ModelFn, warmup_lengths: Sequence[int]) -> ModelFn:
+    def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
         return model_fn
 
     def report(self) -> ToolkitReport:
@@ -67,17 +68,41 @@ def padded_length(n: int, multiple: int) -> int:
 
 
 class PadRight(torch.nn.Module):
-    """Right-pads input_ids to a multiple of `multiple` so few distinct shapes reach the compiled model."""
+    """Right-pads input_ids to a multiple of `multiple` so few distinct shapes reach the compiled model.
+
+    One prompt: the padding follows it (causal, so its scored position is unchanged). A pack of several
+    prompts: the padding becomes one more prompt of the pack, whose logits are dropped, so that the packed
+    model's contract (the last prompt ends at the last token) holds.
+    """
 
     def __init__(self, fn: ModelFn, multiple: int, pad_id: int = 0):
         super().__init__()
         self.fn, self.multiple, self.pad_id = fn, multiple, pad_id
 
     def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
-        extra = padded_length(input_ids.shape[1], self.multiple) - input_ids.shape[1]
-        if extra:
-            input_ids = F.pad(input_ids, (0, extra), value=self.pad_id)
-        return self.fn(input_ids, last_pos)
+        n = input_ids.shape[1]
+        extra = padded_length(n, self.multiple) - n
+        if not extra:
+            return self.fn(input_ids, last_pos)
+        input_ids = F.pad(input_ids, (0, extra), value=self.pad_id)
+        if last_pos.shape[0] == 1:
+            return self.fn(input_ids, last_pos)
+        last_pos = F.pad(last_pos, (0, 1), value=n + extra - 1)
+        return self.fn(input_ids, last_pos)[:-1]
+
+
+def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bool | None) -> list[tuple[int, ...]]:
+    """One representative call (its prompt lengths) per distinct input the compiled model will see, longest
+    first. The input is [1, padded T] and last_pos [P] (P + 1 when a pack gets a padding prompt); with
+    dynamic shapes only P = 1 versus P > 1 matters (dynamo specializes sizes 0 and 1)."""
+    seen: dict[tuple[int, int], tuple[int, ...]] = {}
+    for call in calls:
+        total = sum(call)
+        padded = padded_length(total, pad_multiple)
+        rows = len(call) + (1 if len(call) > 1 and padded > total else 0)
+        key = (padded, min(rows, 2) if dynamic else rows)
+        seen.setdefault(key, tuple(call))
+    return [seen[k] for k in sorted(seen, reverse=True)]
 
 
 def _graph_count() -> int:
@@ -105,26 +130,31 @@ class Inductor:
             kwargs["mode"] = o.dynamo_mode
         return kwargs
 
-    def prepare(self, model_fn: ModelFn, warmup_lengths: Sequence[int]) -> ModelFn:
+    def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
         compiled = self.wrap_compiled(torch.compile(model_fn, **self._compile_kwargs()))
         fn: ModelFn = compiled
         if self.options.pad_multiple > 1:
             fn = PadRight(compiled, self.options.pad_multiple)
         device = self.vendor.device()
-        shapes = sorted({padded_length(n, self.options.pad_multiple) for n in warmup_lengths}, reverse=True)
+        shapes = warmup_shapes(warmup_calls, self.options.pad_multiple, self.options.dynamo_dynamic)
         # Longest first: the allocator's first segments are then large enough for every later shape.
-        # Two calls per shape: CUDA-graph modes record on a later call than the first.
+        # CUDA-graph modes record on a later call than the first, so they get two calls per shape.
+        calls = 2 if self.uses_cudagraphs() else 1
         with torch.inference_mode():
-            for n in shapes:
-                ids = torch.ones(1, n, dtype=torch.int64, device=device)
-                last = torch.tensor([n - 1], device=device)
-                for _ in range(2):
+            for call in shapes:
+                ids = torch.ones(1, sum(call), dtype=torch.int64, device=device)
+                last = torch.tensor(list(itertools.accumulate(call)), device=device) - 1
+                for _ in range(calls):
                     fn(ids, last)
         self.vendor.synchronize()
         self._warm_shapes = len(shapes)
         self._graphs_after_warmup = _graph_count()
         log.info("inductor: warmed %d shapes, %d graphs", len(shapes), self._graphs_after_warmup)
         return fn
+
+    def uses_cudagraphs(self) -> bool:
+        o = self.options
+        return bool(o.inductor_options.get("triton.cudagraphs")) or o.dynamo_mode in ("reduce-overhead", "max-autotune")
 
     def wrap_compiled(self, compiled: ModelFn) -> ModelFn:
         """Hook for device-specific adapters: what to do around each call of the compiled model."""

@@ -146,14 +146,14 @@ OOM_TEXT = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total c
 class Broken(Eager):
     name = "broken"
 
-    def prepare(self, model_fn, warmup_lengths):
+    def prepare(self, model_fn, warmup_calls):
         raise RuntimeError("simulated compiler crash")
 
 
 class Slow(Eager):
     name = "slow"
 
-    def prepare(self, model_fn, warmup_lengths):
+    def prepare(self, model_fn, warmup_calls):
         time.sleep(float(os.environ.get("FAULTY_SLEEP_S", "120")))
         return model_fn
 
@@ -161,7 +161,7 @@ class Slow(Eager):
 class Interrupt(Eager):
     name = "interrupt"
 
-    def prepare(self, model_fn, warmup_lengths):
+    def prepare(self, model_fn, warmup_calls):
         raise KeyboardInterrupt
 
 
@@ -170,7 +170,7 @@ class OomLong(Eager):
 
     name = "oom_long"
 
-    def prepare(self, model_fn, warmup_lengths):
+    def prepare(self, model_fn, warmup_calls):
         limit = int(os.environ.get("FAULTY_OOM_TOKENS", "0"))
 
         def fn(ids, last):

@@ -70,6 +70,18 @@ def _shared(cache: str) -> SharedRuns:
     return SharedRuns(a, b, history, regress)
 
 
+@functools.lru_cache(maxsize=None)
+def _packed(cache: str, *extra: str) -> CliRun:
+    root = Path(cache).parent / "results_runs"
+    root.mkdir(exist_ok=True)
+    return run_smoke(Path(cache), root / ("packed" + "_".join(extra).replace("=", "-")), "--set", "pack_tokens=200", *extra)
+
+
+def packed_run(smoke_cache: Path, *extra: str) -> CliRun:
+    """A smoke run whose inference pass packs prompts into forwards of <= 200 tokens (made once per session)."""
+    return _packed(str(smoke_cache), *extra)
+
+
 def shared_runs(smoke_cache: Path) -> SharedRuns:
     """Runs A and B, made once per session (the conftest's `smoke_cache` is session-scoped)."""
     return _shared(str(smoke_cache))

@@ -117,8 +117,9 @@ def test_shipped_nvidia_values(shipped: Path) -> None:
     raw = read_yaml(Path(p["vendor"]))
     assert cfg.vendor.dynamo_mode == raw["dynamo_mode"] == "default"
     assert cfg.vendor.dynamo_dynamic is raw["dynamo_dynamic"] is True
-    assert cfg.vendor.pad_multiple == raw["pad_multiple"] == 16
-    for key in ("dynamo_mode", "dynamo_dynamic", "pad_multiple"):
+    assert cfg.vendor.pad_multiple == raw["pad_multiple"] == 128
+    assert cfg.run.pack_tokens == raw["pack_tokens"] == 8192  # a harness key the vendor YAML switches on
+    for key in ("dynamo_mode", "dynamo_dynamic", "pad_multiple", "pack_tokens"):
         assert cfg.sources[key] == p["vendor"], key
     assert cfg.run.compiler == "inductor" and cfg.sources["compiler"] == p["conf"]
     assert cfg.run.fp16 is True and cfg.run.effective_precision == "fp16"
@@ -430,7 +431,7 @@ def test_config_is_frozen(shipped: Path) -> None:
         cfg.case.few_shots = 0  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.vendor.pad_multiple = 0  # type: ignore[misc]
-    assert cfg.run.batch_size == 1 and cfg.case.few_shots == 5 and cfg.vendor.pad_multiple == 16
+    assert cfg.run.batch_size == 1 and cfg.case.few_shots == 5 and cfg.vendor.pad_multiple == 128
 
 
 def test_loading_does_not_touch_the_files(shipped: Path) -> None:

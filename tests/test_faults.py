@@ -84,6 +84,25 @@ def test_out_of_memory_in_a_pass(tmp_path: Path, smoke_data_dir: Path, faulty, m
     assert all(row["pred_val"] is not None for row in run.predictions)
 
 
+def test_out_of_memory_in_a_packed_forward_names_the_pack(tmp_path: Path, smoke_data_dir: Path, faulty,
+                                                          monkeypatch) -> None:
+    from benchmarks.passes import plan_packs
+
+    first = run_cli(smoke_data_dir, tmp_path / "ref", "--set", "no_validation=true")
+    lengths = [row["n_tokens"] for row in first.predictions]
+    budget = 2 * max(lengths)
+    plan = plan_packs(lengths, budget)
+    i, j = next((i, j) for i, j in plan if j - i > 1 and sum(lengths[i:j]) > max(lengths))
+    monkeypatch.setenv("FAULTY_OOM_TOKENS", str(max(lengths)))  # every prompt alone fits; this pack does not
+    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=oom_long",
+                     "--set", f"pack_tokens={budget}", "--set", "no_validation=true")
+    assert_clean_exit(
+        run, 3, "run failed: DeviceOutOfMemory: out of device memory in ",
+        f"the inference pass at question {i + 1}/{N_QUESTIONS} (a pack of {j - i} prompts) "
+                f"({sum(lengths[i:j])} tokens)", f"--set pack_tokens={max(lengths)} (or 0: one prompt per forward")
+    assert run.result["status"] == "failed"
+
+
 def test_out_of_memory_while_loading(tmp_path: Path, smoke_data_dir: Path, monkeypatch) -> None:
     def oom(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 13.00 GiB.")

@@ -311,9 +311,9 @@ def test_compiled_sdpa_cudnn_applies_only_while_the_toolkit_prepares(monkeypatch
     before = torch.backends.cuda.cudnn_sdp_enabled()
     try:
         torch.backends.cuda.enable_cudnn_sdp(False)
-        CudaInductor(NvidiaOptions(compiled_sdpa_cudnn=True), vendor=None).prepare(lambda i, p: i, [4])
+        CudaInductor(NvidiaOptions(compiled_sdpa_cudnn=True), vendor=None).prepare(lambda i, p: i, [(4,)])
         assert seen == [True] and torch.backends.cuda.cudnn_sdp_enabled() is False
-        CudaInductor(NvidiaOptions(), vendor=None).prepare(lambda i, p: i, [4])  # null: leave it alone
+        CudaInductor(NvidiaOptions(), vendor=None).prepare(lambda i, p: i, [(4,)])  # null: leave it alone
         assert seen == [True, False] and torch.backends.cuda.cudnn_sdp_enabled() is False
     finally:
         torch.backends.cuda.enable_cudnn_sdp(before)

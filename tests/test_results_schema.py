@@ -17,7 +17,7 @@ from benchmarks.history import CSV_COLUMNS
 from benchmarks.llama2_7b_mmlu import CASE
 from benchmarks.llama2_7b_mmlu.categories import SUBJECT_CATEGORY
 from benchmarks.llama2_7b_mmlu.data import SUBJECTS
-from results_support import PNG_MAGIC, doc_tables, read_csv, run_smoke, shared_runs
+from results_support import PNG_MAGIC, doc_tables, packed_run, read_csv, run_smoke, shared_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DOC = REPO_ROOT / "docs" / "results_schema.md"
@@ -70,7 +70,7 @@ def check_type(path: str, value: Any, type_text: str) -> None:
     assert ok, f"{path}: {value!r} is not {type_text}"
 
 
-def test_documented_fields_exist_with_their_types(runs, result) -> None:
+def test_documented_fields_exist_with_their_types(runs, result, smoke_cache: Path) -> None:
     checked = Counter()
     for row in documented():
         present = row["present"]
@@ -78,6 +78,8 @@ def test_documented_fields_exist_with_their_types(runs, result) -> None:
             target = result
         elif present == "baseline":
             target = runs.b.result
+        elif present == "packing":
+            target = packed_run(smoke_cache).result
         else:  # failed: test_failed_run_fields; repeat (--repeat N): not run here, it costs N passes
             assert present in ("failed", "repeat"), row
             continue
@@ -85,6 +87,7 @@ def test_documented_fields_exist_with_their_types(runs, result) -> None:
             check_type(row["field"], value, row["type"])
         checked[present] += 1
     assert checked["always"] >= 20 and checked["completed"] >= 50 and checked["baseline"] >= 8
+    assert checked["packing"] >= 6
 
 
 def test_failed_run_fields(smoke_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

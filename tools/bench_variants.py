@@ -8,8 +8,9 @@ predictions, peak memory. Variants, comma-separated, run in order in one process
 
   eager                     the plain model (first use of each length if it comes first)
   eager+warm                the plain model after one forward at the longest length
-  compile:MODE:DYN:PAD      inductor with dynamo_mode MODE (default, reduce-overhead, max-autotune-no-cudagraphs),
-                            dynamic DYN (dyn|static), pad_multiple PAD (0 = off)
+  eager+pack:N              the plain model, prompts packed into forwards of <= N tokens (pack_tokens)
+  compile:MODE:DYN:PAD[:N]  inductor with dynamo_mode MODE (default, reduce-overhead, max-autotune-no-cudagraphs),
+                            dynamic DYN (dyn|static), pad_multiple PAD (0 = off), pack_tokens N (default 0)
 
 Example (GPU): python tools/bench_variants.py --data_dir .devdata/data --n 300 \
     --variants eager,eager,compile:default:dyn:0,compile:reduce-overhead:dyn:64
@@ -28,16 +29,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
-from benchmarks.passes import HostBatch, run_pass  # noqa: E402
+from benchmarks.passes import HostBatch, plan_packs, run_pass  # noqa: E402
 from benchmarks.registry import default_vendor, get_vendor  # noqa: E402
 from benchmarks.toolkits import padded_length  # noqa: E402
 
 
 def parse_variant(spec: str) -> dict:
     if spec in ("eager", "eager+warm"):
-        return {"kind": spec}
-    _, mode, dyn, pad = spec.split(":")
-    return {"kind": "compile", "mode": mode, "dynamic": dyn == "dyn", "pad": int(pad)}
+        return {"kind": spec, "pack": 0}
+    if spec.startswith("eager+pack:"):
+        return {"kind": "eager", "pack": int(spec.split(":")[1])}
+    _, mode, dyn, pad, *pack = spec.split(":")
+    return {"kind": "compile", "mode": mode, "dynamic": dyn == "dyn", "pad": int(pad),
+            "pack": int(pack[0]) if pack else 0}
 
 
 def main() -> None:
@@ -46,12 +50,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precision", default="fp16")
+    ap.add_argument("--no_tf32", action="store_true", help="fp32 matmuls without TF32 (the run's tf32: false)")
     ap.add_argument("--variants", default="eager,eager,compile:default:dyn:0")
     ap.add_argument("--profile", default="", help="variant index to profile with torch.profiler (top kernels)")
     ap.add_argument("--json_out", type=Path, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="vendor option key=value")
     args = ap.parse_args()
 
+    torch.set_float32_matmul_precision("highest" if args.no_tf32 else "high")  # as the runner does
     vendor = get_vendor(default_vendor())
     import dataclasses
 
@@ -76,7 +82,7 @@ def main() -> None:
     tokens = sum(batch.lengths)
     flops = 14e9
     peak = vendor.peak_flops(args.precision, True).value
-    rows, ref_preds = [], None
+    rows, ref_preds, all_preds = [], None, []
     for k, spec in enumerate(args.variants.split(",")):
         v = parse_variant(spec)
         torch._dynamo.reset()
@@ -84,6 +90,10 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats(dev)
         t = time.perf_counter()
         fn = model
+        if v["pack"]:
+            model.enable_packing()
+        plan = plan_packs(batch.lengths, v["pack"])
+        calls = [tuple(batch.lengths[i:j]) for i, j in plan]
         if v["kind"] == "eager+warm":
             with torch.inference_mode():
                 n = max(batch.lengths)
@@ -92,7 +102,11 @@ def main() -> None:
             opts = dataclasses.replace(vendor.options, dynamo_mode=v["mode"], dynamo_dynamic=v["dynamic"],
                                        pad_multiple=v["pad"])
             tk = vendor.toolkits()["inductor"](opts, vendor)
-            fn = tk.prepare(model, sorted(set(batch.lengths)))
+            try:
+                fn = tk.prepare(model, calls)
+            except Exception as exc:  # report and go on: device time is scarce
+                print(json.dumps({"variant": spec, "error": f"{type(exc).__name__}: {exc}"[:400]}), flush=True)
+                continue
         vendor.synchronize()
         prep = time.perf_counter() - t
         if args.profile and str(k) == args.profile:
@@ -100,28 +114,40 @@ def main() -> None:
 
             small = HostBatch([s.input_ids for s in samples[:20]], dev)
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                run_pass("profile", fn, small, vendor.synchronize)
+                run_pass("profile", fn, small, vendor.synchronize, pack_tokens=v["pack"])
             print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25), flush=True)
-        rec = run_pass(spec, fn, batch, vendor.synchronize, log_freq=10**9)
+        try:
+            rec = run_pass(spec, fn, batch, vendor.synchronize, log_freq=10**9, pack_tokens=v["pack"])
+        except Exception as exc:  # one failing variant must not cost the others (device time is scarce)
+            print(json.dumps({"variant": spec, "error": f"{type(exc).__name__}: {exc}"[:400]}), flush=True)
+            continue
         if ref_preds is None:
             ref_preds = rec.predictions
+        all_preds.append((spec, rec.predictions))
         agree = sum(a == b for a, b in zip(rec.predictions, ref_preds)) / len(ref_preds)
         core = tokens / rec.core_s
-        padded = sum(padded_length(n, v.get("pad", 0)) for n in batch.lengths)
+        padded = sum(padded_length(sum(c), v.get("pad", 0)) for c in calls)
         mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
         row = dict(variant=spec, prep_s=prep, core_tps=core, whole_tps=tokens / rec.whole_s,
                    mfu=flops * core / peak if peak else None, agree=agree, pad_overhead=padded / tokens - 1,
-                   max_alloc_gib=mem, recompiles=tk.report().recompiles if v["kind"] == "compile" else 0)
+                   max_alloc_gib=mem, recompiles=tk.report().recompiles if v["kind"] == "compile" else 0,
+                   forwards=rec.forwards)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\n{vendor.device_name()}, torch {torch.__version__}, {len(samples)} prompts, {tokens} tokens, "
           f"mean {tokens / len(samples):.0f}, {args.precision}")
-    print("| variant | prep s | core tok/s | whole tok/s | MFU | agree | pad extra | max alloc GiB | recompiles |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| variant | prep s | core tok/s | whole tok/s | MFU | agree | pad extra | max alloc GiB | recompiles | forwards |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a"
         print(f"| {r['variant']} | {r['prep_s']:.1f} | {r['core_tps']:.0f} | {r['whole_tps']:.0f} | {mfu} | "
-              f"{r['agree']:.3f} | {100 * r['pad_overhead']:.1f}% | {r['max_alloc_gib']:.2f} | {r['recompiles']} |")
+              f"{r['agree']:.4f} | {100 * r['pad_overhead']:.1f}% | {r['max_alloc_gib']:.2f} | {r['recompiles']} | "
+              f"{r['forwards']} |")
+    print("\nSame predictions, each pair of variants:")
+    for a, (name_a, pa) in enumerate(all_preds):
+        for name_b, pb in all_preds[a + 1:]:
+            same = sum(x == y for x, y in zip(pa, pb))
+            print(f"  {name_a} vs {name_b}: {same}/{len(pa)} = {same / len(pa):.4f}")
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2))
 

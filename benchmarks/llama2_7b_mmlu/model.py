@@ -15,6 +15,7 @@ from torch import nn
 
 from ..errors import BenchmarkError, one_line
 from ..interfaces import DTYPES
+from . import packing
 
 # Llama-2-7B (meta-llama/Llama-2-7b-hf config.json), for synthetic runs without a config.json.
 LLAMA2_7B = dict(
@@ -40,14 +41,29 @@ class LastTokenLM(nn.Module):
     """Causal LM returning only the logits of one position per row.
 
     Tokens to the right of last_pos cannot change the result (causal attention), so callers may right-pad.
+    After `enable_packing()`, input_ids [1, T] with last_pos [P], P > 1, is a pack: P prompts back to back,
+    prompt k ending at last_pos[k] (the last at T-1), each scored as if alone (see packing.py).
     """
 
     def __init__(self, lm: nn.Module):
         super().__init__()
         self.body = lm.model
         self.lm_head = lm.lm_head
+        self.packing = False
+
+    def enable_packing(self) -> None:
+        """Switches attention to the packing-aware implementation (one-prompt calls stay on SDPA)."""
+        packing.register()
+        self.body.config._attn_implementation = packing.ATTN_NAME
+        self.packing = True
 
     def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
+        if self.packing and input_ids.shape[0] == 1 and last_pos.shape[0] > 1:
+            cu, position_ids = packing.pack_layout(input_ids, last_pos)
+            n = input_ids.shape[1]
+            hidden = self.body(input_ids=input_ids, position_ids=position_ids, use_cache=False,
+                               cu_seq_lens_q=cu, max_length_q=n).last_hidden_state
+            return self.lm_head(hidden[0, last_pos])
         hidden = self.body(input_ids=input_ids, use_cache=False).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         return self.lm_head(hidden[rows, last_pos])

@@ -27,6 +27,8 @@ from benchmarks.interfaces import (
     Vendor,
 )
 
+CASE_NAME = "llama2_7b_mmlu"
+
 # How far apart the plain model's top-2 logits may be for a toolkit to pick the other one (rounding).
 ARGMAX_TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 1e-2}
 
@@ -220,7 +222,7 @@ def test_toolkit_prepares_a_callable_that_predicts_like_the_plain_model(
     with torch.inference_mode():
         expected = [tiny_model(ids, last) for ids, last in prompts]
 
-    fn = toolkit.prepare(tiny_model, sorted({ids.shape[1] for ids, _ in prompts}))
+    fn = toolkit.prepare(tiny_model, [(ids.shape[1],) for ids, _ in prompts])
     assert callable(fn)
     with torch.inference_mode():
         for (ids, last), ref in zip(prompts, expected):
@@ -245,3 +247,36 @@ def test_toolkit_prepares_a_callable_that_predicts_like_the_plain_model(
     assert report.recompiles == 0, f"toolkit '{toolkit_name}' compiled again after prepare(): {report}"
     assert all(isinstance(o, str) for o in report.optimizations)
     json.dumps(dict(report.details), default=str)
+
+
+def test_toolkit_scores_packed_prompts_like_each_alone(
+    toolkit_name: str, vendor, config, device: torch.device, precision: str, smoke_data_dir, prompts
+) -> None:
+    """With pack_tokens > 0 the inference pass hands the toolkit's callable several prompts in one input
+    (benchmarks.interfaces, ModelFn); each must get the logits it gets alone."""
+    from benchmarks.registry import get_case
+
+    model = get_case(CASE_NAME).build_model(config.case, smoke_data_dir, precision, device, False, 0)
+    with torch.inference_mode():
+        alone = [model(ids, last)[0] for ids, last in prompts]
+    model.enable_packing()
+    lengths = [ids.shape[1] for ids, _ in prompts]
+    packs = [(0, 2), (2, len(prompts)), (0, len(prompts))]
+    toolkit = vendor.toolkits()[toolkit_name](config.vendor, vendor)
+    fn = toolkit.prepare(model, [tuple(lengths[i:j]) for i, j in packs])
+    with torch.inference_mode():
+        for i, j in packs:
+            ids = torch.cat([p[0] for p in prompts[i:j]], dim=1)
+            last = torch.tensor(lengths[i:j], device=device).cumsum(0) - 1
+            out = fn(ids, last)
+            vendor.synchronize()
+            assert tuple(out.shape) == (j - i, alone[0].shape[-1]), out.shape
+            for row, ref in zip(out, alone[i:j]):
+                got, want = int(row.argmax()), int(ref.argmax())
+                ref32 = ref.float()
+                tolerance = ARGMAX_TOLERANCE[precision] * max(1.0, float(ref32.abs().max()))
+                assert got == want or float(ref32[want] - ref32[got]) <= tolerance, (
+                    f"toolkit '{toolkit_name}' predicts {got} for a packed prompt, {want} for it alone")
+                if precision == "fp32":
+                    torch.testing.assert_close(row.float(), ref32, atol=1e-4, rtol=1e-4)
+    assert toolkit.report().recompiles == 0, f"toolkit '{toolkit_name}' compiled again after prepare()"

@@ -28,7 +28,7 @@ class CudaInductor(Inductor):
     def wrap_compiled(self, compiled: ModelFn) -> ModelFn:
         return _MarkStep(compiled)
 
-    def prepare(self, model_fn: ModelFn, warmup_lengths: Sequence[int]) -> ModelFn:
+    def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
         # The attention backend is chosen when the graph is traced and stays baked into it, so the compiled
         # model can use cuDNN attention (its per-length plans are built during the warm-up over the padded
         # shapes) while the eager passes keep the vendor-wide setting.
@@ -37,6 +37,6 @@ class CudaInductor(Inductor):
         if wanted is not None:
             torch.backends.cuda.enable_cudnn_sdp(wanted)
         try:
-            return super().prepare(model_fn, warmup_lengths)
+            return super().prepare(model_fn, warmup_calls)
         finally:
             torch.backends.cuda.enable_cudnn_sdp(before)

@@ -1,0 +1,90 @@
+"""Packed prompts: several prompts back to back in one sequence, each attending only to itself.
+
+Prompt k of a pack occupies tokens cu[k] .. cu[k+1]-1, has position ids 0 .. len-1 and attends causally to
+its own tokens only (block-diagonal causal attention). Linear layers, norms and rotary embeddings work
+row by row, so every prompt gets the same logits as when it runs alone, up to the rounding of kernels
+that now see longer matrices. The win is GEMM shape: a 4,096-token pack keeps a GPU's tensor cores busy
+where one 700-token prompt leaves most SMs idle in the 4096-wide projections.
+
+Attention goes through transformers' AttentionInterface under its own name; calls without packing
+arguments (one prompt) go to transformers' own SDPA function, unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import BenchmarkError
+
+ATTN_NAME = "llama_bench_packed_sdpa"
+
+
+def varlen_causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: Any,
+                  scale: float | None) -> torch.Tensor:
+    """Block-diagonal causal attention over packed q [T, H, D], k/v [T, Hkv, D]; cu int32 [P+1]. -> [T, H, D]."""
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        # Flash attention's variable-length form: reads only each prompt's own block (GQA built in).
+        return torch.ops.aten._flash_attention_forward(
+            q, k, v, cu, cu, max_len, max_len, 0.0, True, False, scale=scale)[0]
+    if k.shape[1] != q.shape[1]:
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+    if q.is_cuda:
+        # fp32 (flash has no fp32 kernels): memory-efficient attention's varlen form, causal from the top left.
+        return torch.ops.aten._efficient_attention_forward(
+            q[None], k[None], v[None], None, cu, cu, max_len, max_len, 0.0, 1, False, scale=scale)[0][0]
+    # Any other device: SDPA with the block-diagonal causal mask spelled out (T x T booleans).
+    n = q.shape[0]
+    tok = torch.arange(n, device=q.device)
+    seg = segment_ids(cu, n)
+    mask = (seg[:, None] == seg[None, :]) & (tok[None, :] <= tok[:, None])
+    out = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+                                         attn_mask=mask, scale=scale)
+    return out.transpose(0, 1)
+
+
+def _attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+               **kwargs: Any) -> tuple[torch.Tensor, None]:
+    cu = kwargs.pop("cu_seq_lens_q", None)
+    if cu is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    # transformers hands [1, heads, T, head_dim] and wants [1, T, heads, head_dim] back.
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
+    return varlen_causal(q, k, v, cu, kwargs["max_length_q"], scaling).unsqueeze(0), None
+
+
+def register() -> None:
+    """Makes ATTN_NAME a transformers attention implementation (idempotent)."""
+    try:
+        from transformers import AttentionInterface
+    except ImportError:
+        import transformers
+
+        raise BenchmarkError(
+            f"config key 'pack_tokens': packing needs transformers' AttentionInterface (transformers >= 4.48), "
+            f"found transformers {transformers.__version__}; upgrade transformers or set pack_tokens: 0"
+        ) from None
+    AttentionInterface.register(ATTN_NAME, _attention)
+
+
+def pack_layout(input_ids: torch.Tensor, last_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cu_seqlens (int32 [P+1]) and position ids ([1, T], restarting at 0 for every prompt) of a pack whose
+    prompt k ends at last_pos[k]; the last prompt ends at T-1 (the harness packs and pads that way)."""
+    bounds = F.pad(last_pos + 1, (1, 0))
+    tok = torch.arange(input_ids.shape[1], device=input_ids.device)
+    return bounds.to(torch.int32), (tok - bounds[segment_ids(bounds, tok.shape[0])]).unsqueeze(0)
+
+
+def segment_ids(bounds: torch.Tensor, n: int) -> torch.Tensor:
+    """Index of the prompt each of n tokens belongs to, from the prompt bounds [0, end_0, ..., end_last].
+    A cumulative sum of start marks: inductor (torch 2.11, CUDA, dynamic shapes) fails to lower searchsorted
+    on a slice of a computed tensor."""
+    marks = torch.zeros(n + 1, dtype=torch.int64, device=bounds.device)
+    marks.index_put_((bounds[1:-1].long(),), torch.ones_like(bounds[1:-1], dtype=torch.int64), accumulate=True)
+    return marks[:n].cumsum(0)
