@@ -322,7 +322,9 @@ class Run:
                 if count:
                     notes.append(f"repeat run {run['run']}: {count} {name} prediction(s) differ from run 1")
         packing = self._packing()
-        if packing and packing["same_predictions_as_validation"] is not None:
+        if packing and packing["same_predictions_as_validation"] is None:
+            notes.append(f"pack_tokens={packing['pack_tokens']}: predictions not compared with batch 1 (no validation pass)")
+        elif packing:
             same = packing["same_predictions_as_validation"]
             text = (f"pack_tokens={packing['pack_tokens']}: {100 * same:.2f}% of inference predictions equal the "
                     f"validation pass's (batch 1, plain model); required {100 * PACKING_MIN_SAME:.1f}%")

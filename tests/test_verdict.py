@@ -50,3 +50,44 @@ def test_each_invalidating_condition_is_a_reason(tmp_path):
     for part in ("smoke", "--limit 3", "2 recompilation", "toolkit failed", "boom"):
         assert part in text
     assert any("unknown device" in n for n in verdict["notes"])
+
+
+def packed_run(tmp_path: Path, overrides, val_preds, infer_preds) -> Run:
+    from benchmarks.passes import PassRecord
+
+    run = make_run(tmp_path, ["pack_tokens=4096", *overrides])
+    n = len(infer_preds)
+
+    def record(name, preds, forwards):
+        return PassRecord(name, n, 10 * n, 1.0, 1.0, tuple(preds), (1.0 / n,) * n, 0,
+                          forwards=forwards, pack_tokens=4096 if forwards < n else 0)
+
+    run.val = record("validation", val_preds, n) if val_preds is not None else None
+    run.infer = record("inference", infer_preds, n // 10)
+    return run
+
+
+@pytest.mark.parametrize("differ, valid", [(0, True), (2, True), (3, False)])  # 2 of 2000: exactly 99.9%
+def test_packing_must_keep_batch_one_predictions_with_real_weights(tmp_path, differ, valid):
+    val = [7] * 2000
+    infer = [8] * differ + [7] * (2000 - differ)
+    run = packed_run(tmp_path, [], val, infer)
+    packing = run._packing()
+    assert packing["same_predictions_as_validation"] == (2000 - differ) / 2000
+    assert packing["forwards"] == 200 and packing["prompts_per_forward"] == 10 and packing["tokens_per_forward"] == 100
+    verdict = run._verdict(metrics(0.458), 0, None, PeakFlops(312e12, "table"))
+    assert (verdict["status"] == "VALID") is valid, verdict
+    if not valid:
+        assert verdict["reasons"] == ["pack_tokens=4096: 99.85% of inference predictions equal the validation "
+                                      "pass's (batch 1, plain model); required 99.9%"]
+
+
+def test_packing_bar_is_a_note_with_random_weights_or_without_validation(tmp_path):
+    run = packed_run(tmp_path, ["synthetic_weights=true"], [1] * 100, [2] * 5 + [1] * 95)
+    verdict = run._verdict(metrics(0.0), 0, None, PeakFlops(1.0, "t"))
+    assert verdict["status"] == "VALID"
+    assert any(n.startswith("pack_tokens=4096: 95.00%") and "not enforced" in n for n in verdict["notes"])
+    run = packed_run(tmp_path, ["no_validation=true"], None, [1] * 100)
+    verdict = run._verdict(metrics(0.458), 0, None, PeakFlops(1.0, "t"))
+    assert run._packing()["same_predictions_as_validation"] is None
+    assert any("not compared with batch 1 (no validation pass)" in n for n in verdict["notes"])

@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--no_tf32", action="store_true", help="fp32 matmuls without TF32 (the run's tf32: false)")
     ap.add_argument("--variants", default="eager,eager,compile:default:dyn:0")
     ap.add_argument("--profile", default="", help="variant index to profile with torch.profiler (top kernels)")
+    ap.add_argument("--profile_n", type=int, default=20, help="prompts in the profiled pass")
     ap.add_argument("--json_out", type=Path, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="vendor option key=value")
     args = ap.parse_args()
@@ -112,10 +113,17 @@ def main() -> None:
         if args.profile and str(k) == args.profile:
             from torch.profiler import ProfilerActivity, profile
 
-            small = HostBatch([s.input_ids for s in samples[:20]], dev)
+            small = HostBatch([s.input_ids for s in samples[:args.profile_n]], dev)
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                run_pass("profile", fn, small, vendor.synchronize, pack_tokens=v["pack"])
+                prec = run_pass("profile", fn, small, vendor.synchronize, pack_tokens=v["pack"])
             print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25), flush=True)
+            if args.json_out:  # every op and kernel with device time, for offline grouping
+                events = [{"name": e.key, "count": e.count, "cpu_us": e.cpu_time_total,
+                           "device_us": getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)}
+                          for e in prof.key_averages()]
+                args.json_out.with_suffix(".profile.json").write_text(json.dumps(
+                    {"variant": spec, "prompts": len(small), "tokens": sum(small.lengths), "core_s": prec.core_s,
+                     "forwards": prec.forwards, "events": [e for e in events if e["device_us"]]}, indent=1))
         try:
             rec = run_pass(spec, fn, batch, vendor.synchronize, log_freq=10**9, pack_tokens=v["pack"])
         except Exception as exc:  # one failing variant must not cost the others (device time is scarce)
