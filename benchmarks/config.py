@@ -70,11 +70,19 @@ class RunConfig:
         default=0,
     )
 
+    fuse_projections: bool = doc(
+        "named optimization for the compiled inference pass: q/k/v and gate/up projections as one GEMM each "
+        "(weights shared with the plain model, no extra memory; eager passes unchanged)",
+        default=False,
+    )
+
     def __post_init__(self) -> None:
         if self.batch_size != 1:
             _bad("batch_size", self.batch_size, "1 (batch-1 semantics; batching is a vendor optimization)")
         if self.repeat != 1:
             _bad("repeat", self.repeat, "1 (use --repeat N on the command line for repeated runs)")
+        if self.fuse_projections and self.compiler == "none":
+            _bad("fuse_projections", True, "false with compiler 'none' (it changes compiled graphs only)")
         if self.pack_tokens < 0:
             _bad("pack_tokens", self.pack_tokens, "0 (one prompt per forward) or a positive token budget, e.g. 4096")
         if self.log_freq < 1:

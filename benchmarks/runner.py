@@ -113,6 +113,7 @@ class Run:
             self.result["fingerprint"] = workload.fingerprint
             self.result["counts"] = {"questions": len(self.samples), "tokens": sum(batch.lengths), **workload.notes}
             self._phase_done("init")
+            optimizations = self._model_optimizations(model)
             labels = [s.label for s in self.samples]
             if not cfg.no_validation:
                 if cfg.warmup_longest:
@@ -126,14 +127,10 @@ class Run:
                 self._write_predictions()
                 self._phase_done("validation")
             compile_fallback = None
-            if cfg.pack_tokens:
-                enable = getattr(model, "enable_packing", None)
-                if enable is None:
-                    raise BenchmarkError(f"config key 'pack_tokens': case '{req.case.name}' cannot pack prompts "
-                                         "(its model has no enable_packing()); set pack_tokens: 0")
-                enable()
             calls = [tuple(batch.lengths[i:j]) for i, j in plan_packs(batch.lengths, cfg.pack_tokens)]
             with self.spans.span("compile", sync):
+                for switch_on in optimizations:  # after the validation pass, which keeps the plain model
+                    switch_on()
                 try:
                     fn = toolkit.prepare(model, calls)
                 except (BenchmarkError, KeyboardInterrupt):
@@ -184,8 +181,22 @@ class Run:
         _outputs.write_run_files(req.output_dir, self.result)
         return self.result
 
+    def _model_optimizations(self, model: Any) -> list[Callable[[], None]]:
+        """The model methods the run's named optimizations need, checked before the passes start."""
+        cfg, out = self.req.config.run, []
+        for key, method in (("pack_tokens", "enable_packing"), ("fuse_projections", "fuse_projections")):
+            if getattr(cfg, key):
+                fn = getattr(model, method, None)
+                if fn is None:
+                    raise BenchmarkError(f"config key '{key}': the model of case '{self.req.case.name}' has no "
+                                         f"{method}(); set {key} to its default (off)")
+                out.append(fn)
+        return out
+
     def _packing_names(self) -> list[str]:
-        return [f"pack_tokens={self.req.config.run.pack_tokens}"] if self.req.config.run.pack_tokens else []
+        cfg = self.req.config.run
+        return ([f"pack_tokens={cfg.pack_tokens}"] if cfg.pack_tokens else []) + (
+            ["fuse_projections"] if cfg.fuse_projections else [])
 
     def _packing(self) -> dict[str, Any] | None:
         """The pack optimization's figures: forwards, prompts per forward, and how many inference predictions

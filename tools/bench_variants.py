@@ -9,8 +9,10 @@ predictions, peak memory. Variants, comma-separated, run in order in one process
   eager                     the plain model (first use of each length if it comes first)
   eager+warm                the plain model after one forward at the longest length
   eager+pack:N              the plain model, prompts packed into forwards of <= N tokens (pack_tokens)
-  compile:MODE:DYN:PAD[:N]  inductor with dynamo_mode MODE (default, reduce-overhead, max-autotune-no-cudagraphs),
-                            dynamic DYN (dyn|static), pad_multiple PAD (0 = off), pack_tokens N (default 0)
+  compile:MODE:DYN:PAD[:N[:fuse]]
+                            inductor with dynamo_mode MODE (default, reduce-overhead, max-autotune-no-cudagraphs),
+                            dynamic DYN (dyn|static), pad_multiple PAD (0 = off), pack_tokens N (default 0),
+                            fuse: fuse_projections (in place, so fused variants must come after unfused compiled ones)
 
 Example (GPU): python tools/bench_variants.py --data_dir .devdata/data --n 300 \
     --variants eager,eager,compile:default:dyn:0,compile:reduce-overhead:dyn:64
@@ -39,9 +41,9 @@ def parse_variant(spec: str) -> dict:
         return {"kind": spec, "pack": 0}
     if spec.startswith("eager+pack:"):
         return {"kind": "eager", "pack": int(spec.split(":")[1])}
-    _, mode, dyn, pad, *pack = spec.split(":")
+    _, mode, dyn, pad, *rest = spec.split(":")
     return {"kind": "compile", "mode": mode, "dynamic": dyn == "dyn", "pad": int(pad),
-            "pack": int(pack[0]) if pack else 0}
+            "pack": int(rest[0]) if rest else 0, "fuse": rest[1:] == ["fuse"]}
 
 
 def main() -> None:
@@ -84,6 +86,10 @@ def main() -> None:
     flops = 14e9
     peak = vendor.peak_flops(args.precision, True).value
     rows, ref_preds, all_preds = [], None, []
+    specs = [parse_variant(spec) for spec in args.variants.split(",")]
+    fused_at = [k for k, v in enumerate(specs) if v.get("fuse")]
+    if fused_at and any(v["kind"] == "compile" and not v.get("fuse") for v in specs[fused_at[0]:]):
+        sys.exit("fused variants must come after the unfused compiled ones (fusion changes the model in place)")
     for k, spec in enumerate(args.variants.split(",")):
         v = parse_variant(spec)
         torch._dynamo.reset()
@@ -93,6 +99,8 @@ def main() -> None:
         fn = model
         if v["pack"]:
             model.enable_packing()
+        if v.get("fuse"):
+            model.fuse_projections()
         plan = plan_packs(batch.lengths, v["pack"])
         calls = [tuple(batch.lengths[i:j]) for i, j in plan]
         if v["kind"] == "eager+warm":

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import BenchmarkError, one_line
 from ..interfaces import DTYPES
-from . import packing
+from . import fusion, packing
 
 # Llama-2-7B (meta-llama/Llama-2-7b-hf config.json), for synthetic runs without a config.json.
 LLAMA2_7B = dict(
@@ -56,6 +56,10 @@ class LastTokenLM(nn.Module):
         packing.register()
         self.body.config._attn_implementation = packing.ATTN_NAME
         self.packing = True
+
+    def fuse_projections(self) -> None:
+        """One GEMM for q/k/v and one for gate/up in compiled graphs, weights shared (see fusion.py)."""
+        fusion.fuse_projections(self.body)
 
     def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
         if self.packing and input_ids.shape[0] == 1 and last_pos.shape[0] > 1:
