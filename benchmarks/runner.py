@@ -169,7 +169,7 @@ class Run:
             toolkit_report={"name": report.name, "recompiles": report.recompiles,
                             "optimizations": list(report.optimizations), "details": dict(report.details),
                             "compile_fallback": compile_fallback},
-            optimizations=list(report.optimizations) + self._packing_names(),
+            optimizations=list(report.optimizations) + self._optimization_names(),
             packing=self._packing(),
             nonfinite_questions={"validation": self.val.nonfinite_questions if self.val else None,
                                  "inference": self.infer.nonfinite_questions},
@@ -193,7 +193,7 @@ class Run:
                 out.append(fn)
         return out
 
-    def _packing_names(self) -> list[str]:
+    def _optimization_names(self) -> list[str]:
         cfg = self.req.config.run
         return ([f"pack_tokens={cfg.pack_tokens}"] if cfg.pack_tokens else []) + (
             ["fuse_projections"] if cfg.fuse_projections else [])

@@ -85,7 +85,7 @@ class PadRight(torch.nn.Module):
         if not extra:
             return self.fn(input_ids, last_pos)
         input_ids = F.pad(input_ids, (0, extra), value=self.pad_id)
-        if last_pos.shape[0] == 1:
+        if input_ids.shape[0] > 1 or last_pos.shape[0] == 1:  # one prompt per row
             return self.fn(input_ids, last_pos)
         last_pos = F.pad(last_pos, (0, 1), value=n + extra - 1)
         return self.fn(input_ids, last_pos)[:-1]
