@@ -47,7 +47,7 @@ def agreement(a: Sequence[int] | None, b: Sequence[int] | None) -> tuple[float |
         return None, None
     assert len(a) == len(b), "prediction lists of different lengths"
     differ = sum(x != y for x, y in zip(a, b))
-    return (1.0 - differ / len(a) if a else None), differ
+    return ((len(a) - differ) / len(a) if a else None), differ
 
 
 def detail(subjects: Sequence[str], labels: Sequence[int], passes: Mapping[str, Any],

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from . import accuracy as _accuracy
 from .interfaces import MemoryReport, PeakFlops
 from .passes import PassRecord
 
@@ -62,9 +63,7 @@ def compute(
         mfu, reason = None, peak.source
     else:
         mfu, reason = flops_per_token * p_infer_core / peak.value, None
-    agreement = None
-    if val and infer:
-        agreement = sum(a == b for a, b in zip(val.predictions, infer.predictions)) / max(1, val.n_questions)
+    agreement = _accuracy.agreement(val.predictions, infer.predictions)[0] if val and infer else None
     return Metrics(
         e2e_time=e2e_s,
         p_val_whole=throughput(val.tokens, val.whole_s) if val else None,

@@ -20,7 +20,7 @@ import torch
 
 from . import metrics as _metrics
 from . import outputs as _outputs
-from . import faults, provenance, reproducibility, results
+from . import accuracy, faults, provenance, reproducibility, results
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import PeakFlops, Vendor
@@ -204,8 +204,7 @@ class Run:
         rec = self.infer
         if not self.req.config.run.pack_tokens or rec is None:
             return None
-        same = (sum(a == b for a, b in zip(rec.predictions, self.val.predictions)) / rec.n_questions
-                if self.val is not None else None)
+        same = accuracy.agreement(self.val.predictions, rec.predictions)[0] if self.val is not None else None
         return {"pack_tokens": rec.pack_tokens, "forwards": rec.forwards,
                 "prompts_per_forward": rec.n_questions / rec.forwards, "tokens_per_forward": rec.tokens / rec.forwards,
                 "same_predictions_as_validation": same, "required_same_predictions": PACKING_MIN_SAME}
