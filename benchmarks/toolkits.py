@@ -139,12 +139,12 @@ class Inductor:
         shapes = warmup_shapes(warmup_calls, self.options.pad_multiple, self.options.dynamo_dynamic)
         # Longest first: the allocator's first segments are then large enough for every later shape.
         # CUDA-graph modes record on a later call than the first, so they get two calls per shape.
-        calls = 2 if self.uses_cudagraphs() else 1
+        repeats = 2 if self.uses_cudagraphs() else 1
         with torch.inference_mode():
             for call in shapes:
                 ids = torch.ones(1, sum(call), dtype=torch.int64, device=device)
                 last = torch.tensor(list(itertools.accumulate(call)), device=device) - 1
-                for _ in range(calls):
+                for _ in range(repeats):
                     fn(ids, last)
         self.vendor.synchronize()
         self._warm_shapes = len(shapes)

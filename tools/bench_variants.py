@@ -20,6 +20,7 @@ Example (GPU): python tools/bench_variants.py --data_dir .devdata/data --n 300 \
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -30,6 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.accuracy import agreement  # noqa: E402
+from benchmarks.config import fields_of, parse_set  # noqa: E402
 from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
 from benchmarks.passes import HostBatch, plan_packs, run_pass  # noqa: E402
 from benchmarks.registry import default_vendor, get_vendor  # noqa: E402
@@ -44,6 +47,10 @@ def parse_variant(spec: str) -> dict:
     _, mode, dyn, pad, *rest = spec.split(":")
     return {"kind": "compile", "mode": mode, "dynamic": dyn == "dyn", "pad": int(pad),
             "pack": int(rest[0]) if rest else 0, "fuse": rest[1:] == ["fuse"]}
+
+
+def print_error(spec: str, exc: Exception) -> None:
+    print(json.dumps({"variant": spec, "error": f"{type(exc).__name__}: {exc}"[:400]}), flush=True)
 
 
 def main() -> None:
@@ -62,10 +69,6 @@ def main() -> None:
 
     torch.set_float32_matmul_precision("highest" if args.no_tf32 else "high")  # as the runner does
     vendor = get_vendor(default_vendor())
-    import dataclasses
-
-    from benchmarks.config import fields_of, parse_set
-
     types_by_key = {k: tp for k, (tp, _) in fields_of(vendor.Options).items()}
     base = dict(parse_set(item, types_by_key) for item in args.overrides)
     vendor.configure(vendor.Options(**base))
@@ -84,14 +87,13 @@ def main() -> None:
     batch = HostBatch([s.input_ids for s in samples], dev)
     tokens = sum(batch.lengths)
     flops = 14e9
-    peak = vendor.peak_flops(args.precision, True).value
+    peak = vendor.peak_flops(args.precision, not args.no_tf32).value
     rows, ref_preds, all_preds = [], None, []
     specs = [parse_variant(spec) for spec in args.variants.split(",")]
     fused_at = [k for k, v in enumerate(specs) if v.get("fuse")]
     if fused_at and any(v["kind"] == "compile" and not v.get("fuse") for v in specs[fused_at[0]:]):
         sys.exit("fused variants must come after the unfused compiled ones (fusion changes the model in place)")
-    for k, spec in enumerate(args.variants.split(",")):
-        v = parse_variant(spec)
+    for k, (spec, v) in enumerate(zip(args.variants.split(","), specs)):
         torch._dynamo.reset()
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
@@ -114,7 +116,7 @@ def main() -> None:
             try:
                 fn = tk.prepare(model, calls)
             except Exception as exc:  # report and go on: device time is scarce
-                print(json.dumps({"variant": spec, "error": f"{type(exc).__name__}: {exc}"[:400]}), flush=True)
+                print_error(spec, exc)
                 continue
         vendor.synchronize()
         prep = time.perf_counter() - t
@@ -135,12 +137,12 @@ def main() -> None:
         try:
             rec = run_pass(spec, fn, batch, vendor.synchronize, log_freq=10**9, pack_tokens=v["pack"])
         except Exception as exc:  # one failing variant must not cost the others (device time is scarce)
-            print(json.dumps({"variant": spec, "error": f"{type(exc).__name__}: {exc}"[:400]}), flush=True)
+            print_error(spec, exc)
             continue
         if ref_preds is None:
             ref_preds = rec.predictions
         all_preds.append((spec, rec.predictions))
-        agree = sum(a == b for a, b in zip(rec.predictions, ref_preds)) / len(ref_preds)
+        agree = agreement(rec.predictions, ref_preds)[0]
         core = tokens / rec.core_s
         padded = sum(padded_length(sum(c), v.get("pad", 0)) for c in calls)
         mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
@@ -162,8 +164,8 @@ def main() -> None:
     print("\nSame predictions, each pair of variants:")
     for a, (name_a, pa) in enumerate(all_preds):
         for name_b, pb in all_preds[a + 1:]:
-            same = sum(x == y for x, y in zip(pa, pb))
-            print(f"  {name_a} vs {name_b}: {same}/{len(pa)} = {same / len(pa):.4f}")
+            share, differ = agreement(pa, pb)
+            print(f"  {name_a} vs {name_b}: {len(pa) - differ}/{len(pa)} = {share:.4f}")
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2))
 

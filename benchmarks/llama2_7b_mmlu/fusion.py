@@ -20,7 +20,7 @@ from ..errors import BenchmarkError
 _SUBCLASSES: dict[type, type] = {}
 
 
-def _share(module: nn.Module, names: tuple[str, ...]) -> torch.Tensor:
+def _share(module: nn.Module, names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Concatenates the named Linear layers' weights (and biases) and re-points each at its slice."""
     linears = [getattr(module, n) for n in names]
     fused = torch.cat([lin.weight.detach() for lin in linears])
@@ -79,7 +79,7 @@ def fuse_projections(body: nn.Module) -> None:
             if missing:
                 raise BenchmarkError(f"config key 'fuse_projections': {type(module).__name__} has no Linear "
                                      f"{', '.join(missing)} (not a Llama layout); set fuse_projections: false")
-        if type(attn).__name__.startswith("Fused"):
+        if type(attn) in _SUBCLASSES.values():  # fused already
             continue
         # Buffers (not plain attributes) so torch.compile lifts them like the parameters they alias.
         for module, prefix, names in ((attn, "qkv", ("q_proj", "k_proj", "v_proj")), (mlp, "gate_up", ("gate_proj", "up_proj"))):
