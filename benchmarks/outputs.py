@@ -20,6 +20,10 @@ RESULT_FILES = ("result.json", "result.md", "result.csv", "predictions.jsonl", "
 PASS_NAMES = {"val": "validation", "infer": "inference"}
 
 
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
 def enrich(result: dict[str, Any], case: Any, samples: Sequence[Any], val: Any, infer: Any) -> None:
     """Add result["accuracy"] (per subject/category, choice-restricted, agreement) and the length bins."""
     result["accuracy"] = _accuracy.detail([s.subject for s in samples], [s.label for s in samples],
@@ -30,8 +34,9 @@ def enrich(result: dict[str, Any], case: Any, samples: Sequence[Any], val: Any, 
 
 
 def write_run_files(output_dir: Path, result: Mapping[str, Any]) -> None:
-    """result.csv (atomically) and throughput_vs_length.png (skipped with a warning if it cannot be drawn)."""
-    history.write_result_csv(output_dir / "result.csv", result)
+    """result.json, result.md, result.csv (each atomically) and throughput_vs_length.png (skipped with a
+    warning if it cannot be drawn)."""
+    save_all(output_dir, result)
     data = result.get("throughput_by_length")
     if data and data.get("tokens_per_s"):
         title = f"{result['case']}: {result['environment'].get('device_name', '?')}, {result['precision']}, " \
@@ -40,6 +45,7 @@ def write_run_files(output_dir: Path, result: Mapping[str, Any]) -> None:
 
 
 def save_all(output_dir: Path, result: Mapping[str, Any]) -> None:
+    """result.json, result.md and result.csv (the files the gate rewrites)."""
     results.write_json(output_dir / "result.json", result)
     results.atomic_write_text(output_dir / "result.md", results.markdown(result))
     history.write_result_csv(output_dir / "result.csv", result)
@@ -52,11 +58,10 @@ def markdown_extra(result: Mapping[str, Any]) -> list[str]:
     if acc.get("by_category"):
         lines += ["", "| category | subjects | questions | acc infer | acc val | choice acc infer | choice acc val |",
                   "|---|---|---|---|---|---|---|"]
-        pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         for name, b in [*acc["by_category"].items(), ("all", {"subjects": len(acc.get("by_subject", {})),
                                                                **acc["overall"]})]:
-            lines.append(f"| {name} | {b['subjects']} | {b['questions']} | {pct(b['infer_acc'])} | "
-                         f"{pct(b['val_acc'])} | {pct(b['infer_choice_acc'])} | {pct(b['val_choice_acc'])} |")
+            lines.append(f"| {name} | {b['subjects']} | {b['questions']} | {_pct(b['infer_acc'])} | "
+                         f"{_pct(b['val_acc'])} | {_pct(b['infer_choice_acc'])} | {_pct(b['val_choice_acc'])} |")
     if result.get("gate"):
         lines += ["", "```", _gate.table(result["gate"]), "```"]
     return lines
@@ -79,9 +84,8 @@ def accuracy_line(result: Mapping[str, Any]) -> str | None:
     cats = (result.get("accuracy") or {}).get("by_category") or {}
     if not cats:
         return None
-    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     return "accuracy by category (infer, whole vocab/letters only): " + ", ".join(
-        f"{name} {pct(b['infer_acc'])}/{pct(b['infer_choice_acc'])}" for name, b in cats.items())
+        f"{name} {_pct(b['infer_acc'])}/{_pct(b['infer_choice_acc'])}" for name, b in cats.items())
 
 
 def after_run(result: dict[str, Any], output_dir: Path, baseline: _gate.Baseline | None,

@@ -176,8 +176,6 @@ class Run:
         )
         self.result["verdict"] = self._verdict(m, report.recompiles, compile_fallback, peak)
         _outputs.enrich(self.result, req.case, self.samples, self.val, self.infer)
-        self.save()
-        results.atomic_write_text(req.output_dir / "result.md", results.markdown(self.result))
         _outputs.write_run_files(req.output_dir, self.result)
         return self.result
 
