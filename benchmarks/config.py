@@ -75,6 +75,12 @@ class RunConfig:
         "(weights shared with the plain model, no extra memory; eager passes unchanged)",
         default=False,
     )
+    prune_last_layer: bool = doc(
+        "named optimization of packs (no effect with pack_tokens 0): in a pack, the last decoder layer computes "
+        "queries, attention output and MLP only for the scored rows (keys/values for all rows), the same "
+        "arithmetic for every scored logit with 1/32 less GEMM work",
+        default=False,
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size != 1:

@@ -37,8 +37,9 @@ DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 # last_pos (padding) do not change the result: a toolkit may right-pad lengths to reuse compiled shapes.
 # With the run key pack_tokens > 0 the inference pass also calls it with a pack: input_ids [1, T] holding
 # P > 1 prompts back to back, last_pos [P] the last position of each (the last is T - 1), logits [P, vocab]
-# each as if its prompt ran alone. A toolkit that right-pads a pack appends the padding as one more prompt
-# (benchmarks.toolkits.PadRight does).
+# each as if its prompt ran alone. A toolkit that right-pads a pack appends the padding as more prompts,
+# none longer than the run's longest prompt (benchmarks.toolkits.PadRight does): the model may assume no
+# prompt of a pack is longer than that (the runner tells it so through the case model's enable_packing).
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

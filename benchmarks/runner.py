@@ -6,6 +6,7 @@ interrupted still leaves a result.json (status "failed"/"interrupted") with the 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import logging
 import platform
@@ -113,7 +114,7 @@ class Run:
             self.result["fingerprint"] = workload.fingerprint
             self.result["counts"] = {"questions": len(self.samples), "tokens": sum(batch.lengths), **workload.notes}
             self._phase_done("init")
-            optimizations = self._model_optimizations(model)
+            optimizations = self._model_optimizations(model, max(batch.lengths, default=1))
             labels = [s.label for s in self.samples]
             if not cfg.no_validation:
                 if cfg.warmup_longest:
@@ -179,22 +180,25 @@ class Run:
         _outputs.write_run_files(req.output_dir, self.result)
         return self.result
 
-    def _model_optimizations(self, model: Any) -> list[Callable[[], None]]:
+    def _model_optimizations(self, model: Any, longest_prompt: int) -> list[Callable[[], None]]:
         """The model methods the run's named optimizations need, checked before the passes start."""
         cfg, out = self.req.config.run, []
-        for key, method in (("pack_tokens", "enable_packing"), ("fuse_projections", "fuse_projections")):
-            if getattr(cfg, key):
+        for key, method in (("pack_tokens", "enable_packing"), ("fuse_projections", "fuse_projections"),
+                            ("prune_last_layer", "prune_last_layer")):
+            if getattr(cfg, key) and (key != "prune_last_layer" or cfg.pack_tokens):  # pruning acts on packs
                 fn = getattr(model, method, None)
                 if fn is None:
                     raise BenchmarkError(f"config key '{key}': the model of case '{self.req.case.name}' has no "
                                          f"{method}(); set {key} to its default (off)")
-                out.append(fn)
+                # Packs hold whole prompts, and padding comes as prompts no longer: none exceeds this.
+                out.append(functools.partial(fn, longest_prompt) if key == "pack_tokens" else fn)
         return out
 
     def _optimization_names(self) -> list[str]:
         cfg = self.req.config.run
         return ([f"pack_tokens={cfg.pack_tokens}"] if cfg.pack_tokens else []) + (
-            ["fuse_projections"] if cfg.fuse_projections else [])
+            ["fuse_projections"] if cfg.fuse_projections else []) + (
+            ["prune_last_layer"] if cfg.prune_last_layer and cfg.pack_tokens else [])
 
     def _packing(self) -> dict[str, Any] | None:
         """The pack optimization's figures: forwards, prompts per forward, and how many inference predictions

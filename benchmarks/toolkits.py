@@ -71,13 +71,15 @@ class PadRight(torch.nn.Module):
     """Right-pads input_ids to a multiple of `multiple` so few distinct shapes reach the compiled model.
 
     One prompt: the padding follows it (causal, so its scored position is unchanged). A pack of several
-    prompts: the padding becomes one more prompt of the pack, whose logits are dropped, so that the packed
-    model's contract (the last prompt ends at the last token) holds.
+    prompts: the padding becomes more prompts of the pack, whose logits are dropped, so that the packed
+    model's contract holds: the last prompt ends at the last token, and no prompt is longer than
+    `max_prompt` (the run's longest; padding longer than that is split into several prompts).
     """
 
-    def __init__(self, fn: ModelFn, multiple: int, pad_id: int = 0):
+    def __init__(self, fn: ModelFn, multiple: int, pad_id: int = 0, max_prompt: int | None = None):
         super().__init__()
         self.fn, self.multiple, self.pad_id = fn, multiple, pad_id
+        self.max_prompt = max_prompt or multiple
 
     def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
         n = input_ids.shape[1]
@@ -87,13 +89,16 @@ class PadRight(torch.nn.Module):
         input_ids = F.pad(input_ids, (0, extra), value=self.pad_id)
         if input_ids.shape[0] > 1 or last_pos.shape[0] == 1:  # one prompt per row
             return self.fn(input_ids, last_pos)
-        last_pos = F.pad(last_pos, (0, 1), value=n + extra - 1)
-        return self.fn(input_ids, last_pos)[:-1]
+        pieces = math.ceil(extra / self.max_prompt)
+        # Made on the device (no host copy): the padding prompts end every max_prompt tokens and at the end.
+        ends = torch.arange(1, pieces + 1, dtype=last_pos.dtype, device=last_pos.device) * self.max_prompt
+        pad_last = ends.clamp(max=extra) + (n - 1)
+        return self.fn(input_ids, torch.cat([last_pos, pad_last]))[:-pieces]
 
 
 def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bool | None) -> list[tuple[int, ...]]:
     """One representative call (its prompt lengths) per distinct input the compiled model will see, longest
-    first. The input is [1, padded T] and last_pos [P] (P + 1 when a pack gets a padding prompt); with
+    first. The input is [1, padded T] and last_pos [P] (more when a pack gets padding prompts); with
     dynamic shapes only P = 1 versus P > 1 matters (dynamo specializes sizes 0 and 1)."""
     seen: dict[tuple[int, int], tuple[int, ...]] = {}
     for call in calls:
@@ -134,7 +139,8 @@ class Inductor:
         compiled = self.wrap_compiled(torch.compile(model_fn, **self._compile_kwargs()))
         fn: ModelFn = compiled
         if self.options.pad_multiple > 1:
-            fn = PadRight(compiled, self.options.pad_multiple)
+            longest = max((n for call in warmup_calls for n in call), default=0)
+            fn = PadRight(compiled, self.options.pad_multiple, max_prompt=longest or None)
         device = self.vendor.device()
         shapes = warmup_shapes(warmup_calls, self.options.pad_multiple, self.options.dynamo_dynamic)
         # Longest first: the allocator's first segments are then large enough for every later shape.

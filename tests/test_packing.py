@@ -8,7 +8,7 @@ import torch
 import transformers
 
 from benchmarks.llama2_7b_mmlu.model import LastTokenLM
-from benchmarks.llama2_7b_mmlu.packing import pack_layout
+from benchmarks.llama2_7b_mmlu.packing import pack_layout, varlen_attention
 from benchmarks.passes import HostBatch, plan_packs, run_pass
 from benchmarks.toolkits import PadRight, warmup_shapes
 from results_support import packed_run, run_smoke, shared_runs
@@ -67,12 +67,12 @@ def test_packed_forward_gives_each_prompt_its_logits_alone() -> None:
     assert (unpacked[1:] - alone[1:]).abs().max() > 1e-2
 
 
-def test_pad_right_adds_the_padding_as_one_more_prompt() -> None:
+def test_pad_right_adds_the_padding_as_prompts_no_longer_than_the_longest() -> None:
     model = tiny_lm()
-    model.enable_packing()
-    ps = prompts([6, 9])
+    model.enable_packing(max_prompt_tokens=9)
+    ps = prompts([6, 7])
     ids = torch.tensor([ps[0] + ps[1]])
-    last = torch.tensor([5, 14])
+    last = torch.tensor([5, 12])
     seen = []
 
     def spy(i, p):
@@ -81,11 +81,32 @@ def test_pad_right_adds_the_padding_as_one_more_prompt() -> None:
 
     with torch.inference_mode():
         want = model(ids, last)
-        got = PadRight(spy, 8)(ids, last)
+        got = PadRight(spy, 8)(ids, last)  # max_prompt defaults to the multiple: one padding prompt
+        split = PadRight(spy, 32, max_prompt=9)(ids, last)  # 19 padding tokens: prompts of 9, 9 and 1
         single = PadRight(spy, 8)(torch.tensor([ps[0]]), torch.tensor([5]))
-    assert seen == [(16, [5, 14, 15]), (8, [5])]
+    assert seen == [(16, [5, 12, 15]), (32, [5, 12, 21, 30, 31]), (8, [5])]
+    assert got.shape == split.shape == (2, 97)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(split, want, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(single[0], want[0], atol=1e-5, rtol=1e-5)
+
+
+def test_varlen_attention_one_query_per_block_sees_its_whole_block() -> None:
+    torch.manual_seed(0)
+    cu_k = torch.tensor([0, 3, 7, 12], dtype=torch.int32)
+    q, k, v = torch.randn(3, 4, 8), torch.randn(12, 2, 8), torch.randn(12, 2, 8)
+    cu_q = torch.arange(4, dtype=torch.int32)
+    got = varlen_attention(q, k, v, cu_q, cu_k, 1, 5, False, 0.3)
+    for b in range(3):
+        lo, hi = int(cu_k[b]), int(cu_k[b + 1])
+        kk, vv = (t[lo:hi].repeat_interleave(2, dim=1).transpose(0, 1) for t in (k, v))
+        want = torch.softmax(q[b, :, None] @ kk.transpose(1, 2) * 0.3, -1) @ vv  # [H, 1, D]
+        torch.testing.assert_close(got[b], want[:, 0], atol=1e-6, rtol=1e-6)
+    # causal, the same blocks for q and k: row 4 (block 1 = rows 3..6) sees keys 3 and 4 only
+    causal = varlen_attention(k, k, v, cu_k, cu_k, 5, 5, True, 0.3)
+    kk, vv = (t[3:5].transpose(0, 1) for t in (k, v))
+    want = torch.softmax(k[4, :, None] @ kk.transpose(1, 2) * 0.3, -1) @ vv
+    torch.testing.assert_close(causal[4], want[:, 0], atol=1e-6, rtol=1e-6)
 
 
 def test_warmup_shapes_one_call_per_distinct_input() -> None:
@@ -150,3 +171,46 @@ def test_pack_tokens_must_not_be_negative(smoke_cache, tmp_path) -> None:
     assert run.code == 2
     assert run.err.strip().splitlines()[-1].endswith(
         "config key 'pack_tokens': got -5; expected 0 (one prompt per forward) or a positive token budget, e.g. 4096")
+
+
+def test_pruned_last_layer_scores_like_the_full_model_on_its_scored_rows_only() -> None:
+    model = tiny_lm()
+    ps = prompts([9, 30, 4, 17, 2])
+    ids = torch.tensor([[t for p in ps for t in p]])
+    last = torch.tensor([len(p) for p in ps]).cumsum(0) - 1
+    mlp_rows = []
+    model.body.layers[-1].mlp.register_forward_hook(lambda m, inp, out: mlp_rows.append(inp[0].shape[1]))
+    with torch.inference_mode():
+        alone = torch.cat([model(torch.tensor([p]), torch.tensor([len(p) - 1])) for p in ps])
+        model.enable_packing(max_prompt_tokens=30)
+        full = model(ids, last)
+        model.prune_last_layer()
+        pruned = model(ids, last)
+        one = model(torch.tensor([ps[1]]), torch.tensor([29]))  # one prompt: the plain path, whole last layer
+    assert mlp_rows == [9, 30, 4, 17, 2, ids.shape[1], 5, 30]  # pruned: the last MLP saw only the 5 scored rows
+    torch.testing.assert_close(pruned, full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pruned, alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(one[0], alone[1], atol=0, rtol=0)
+    # compiled, with fused projections, through PadRight's padding prompts (split at 30 tokens)
+    model.fuse_projections()
+    torch._dynamo.reset()
+    with torch.inference_mode():
+        compiled = PadRight(torch.compile(model, backend="inductor", dynamic=True), 64, max_prompt=30)(ids, last)
+    torch.testing.assert_close(compiled, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_prune_last_layer_has_no_effect_without_packing(smoke_cache, tmp_path) -> None:
+    run = run_smoke(smoke_cache, tmp_path / "prune", "--set", "prune_last_layer=true")
+    assert run.code == 0, run.err
+    assert run.result["config"]["prune_last_layer"] is True and run.result["config"]["pack_tokens"] == 0
+    assert "prune_last_layer" not in run.result["optimizations"]  # one prompt per forward: nothing pruned
+    plain = shared_runs(smoke_cache).a.result
+    assert run.result["metrics"]["infer_acc"] == plain["metrics"]["infer_acc"]
+
+
+def test_pruned_packed_smoke_run_reports_it_and_predicts_like_validation(smoke_cache) -> None:
+    run = packed_run(smoke_cache, "--set", "prune_last_layer=true")
+    assert run.code == 0, run.err
+    r = run.result
+    assert {"pack_tokens=200", "prune_last_layer"} <= set(r["optimizations"])
+    assert r["packing"]["same_predictions_as_validation"] == 1.0

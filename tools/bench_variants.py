@@ -8,11 +8,14 @@ predictions, peak memory. Variants, comma-separated, run in order in one process
 
   eager                     the plain model (first use of each length if it comes first)
   eager+warm                the plain model after one forward at the longest length
-  eager+pack:N              the plain model, prompts packed into forwards of <= N tokens (pack_tokens)
-  compile:MODE:DYN:PAD[:N[:fuse]]
+  eager+pack:N[:FLAGS]      the plain model, prompts packed into forwards of <= N tokens (pack_tokens)
+  compile:MODE:DYN:PAD[:N[:FLAGS]]
                             inductor with dynamo_mode MODE (default, reduce-overhead, max-autotune-no-cudagraphs),
-                            dynamic DYN (dyn|static), pad_multiple PAD (0 = off), pack_tokens N (default 0),
-                            fuse: fuse_projections (in place, so fused variants must come after unfused compiled ones)
+                            dynamic DYN (dyn|static), pad_multiple PAD (0 = off), pack_tokens N (default 0)
+  FLAGS, joined by '+':     fuse: fuse_projections (in place, so fused variants must come after unfused compiled
+                            ones); prune: prune_last_layer; nocap: packed attention bounded by the pack's length,
+                            not the longest prompt's (as before the bound existed); cudnn: packed attention
+                            through cuDNN's ragged SDPA instead of flash attention (fp16/bf16 on CUDA)
 
 Example (GPU): python tools/bench_variants.py --data_dir .devdata/data --n 300 \
     --variants eager,eager,compile:default:dyn:0,compile:reduce-overhead:dyn:64
@@ -33,20 +36,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.accuracy import agreement  # noqa: E402
 from benchmarks.config import fields_of, parse_set  # noqa: E402
-from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
+from benchmarks.llama2_7b_mmlu import CASE, packing  # noqa: E402
 from benchmarks.passes import HostBatch, plan_packs, run_pass  # noqa: E402
 from benchmarks.registry import default_vendor, get_vendor  # noqa: E402
 from benchmarks.toolkits import padded_length  # noqa: E402
 
 
+FLAGS = ("fuse", "prune", "nocap", "cudnn")
+
+
+def _flags(rest: list[str]) -> dict:
+    flags = rest[0].split("+") if rest else []
+    unknown = [f for f in flags if f not in FLAGS]
+    if unknown:
+        sys.exit(f"unknown variant flag(s) {', '.join(unknown)}; expected some of {', '.join(FLAGS)} joined by '+'")
+    return {f: f in flags for f in FLAGS}
+
+
 def parse_variant(spec: str) -> dict:
     if spec in ("eager", "eager+warm"):
-        return {"kind": spec, "pack": 0}
+        return {"kind": spec, "pack": 0, **_flags([])}
     if spec.startswith("eager+pack:"):
-        return {"kind": "eager", "pack": int(spec.split(":")[1])}
+        _, n, *rest = spec.split(":")
+        return {"kind": "eager", "pack": int(n), **_flags(rest)}
     _, mode, dyn, pad, *rest = spec.split(":")
     return {"kind": "compile", "mode": mode, "dynamic": dyn == "dyn", "pad": int(pad),
-            "pack": int(rest[0]) if rest else 0, "fuse": rest[1:] == ["fuse"]}
+            "pack": int(rest[0]) if rest else 0, **_flags(rest[1:])}
 
 
 def print_error(spec: str, exc: Exception) -> None:
@@ -100,8 +115,12 @@ def main() -> None:
         t = time.perf_counter()
         fn = model
         if v["pack"]:
-            model.enable_packing()
-        if v.get("fuse"):
+            model.enable_packing(None if v["nocap"] else max(batch.lengths))
+        model.prune_last = False
+        packing.CUDA_HALF_KERNEL = "cudnn" if v["cudnn"] else "flash"
+        if v["prune"]:
+            model.prune_last_layer()
+        if v["fuse"]:
             model.fuse_projections()
         plan = plan_packs(batch.lengths, v["pack"])
         calls = [tuple(batch.lengths[i:j]) for i, j in plan]

@@ -1,7 +1,8 @@
 """fuse_projections: one GEMM for q/k/v and one for gate/up in the compiled model, without copying weights.
 
 Each layer's q, k and v weights are moved into one [q+k+v, hidden] tensor and the three Linear layers keep
-views of it (likewise gate and up), so memory does not grow and the eager model is unchanged. While
+views of it (likewise gate and up), so memory does not grow (the old tensors are released layer by layer)
+and the eager model is unchanged. While
 torch.compile traces, the attention and MLP use the fused weights: one GEMM with N = 12,288 instead of
 three with N = 4,096, one with N = 22,016 instead of two with N = 11,008 (fewer launches, fewer partial
 waves of tiles). Each output element is still the same dot product; only the GEMM kernels' rounding may
@@ -86,6 +87,10 @@ def fuse_projections(body: nn.Module) -> None:
             weight, bias = _share(module, names)
             module.register_buffer(f"{prefix}_weight", weight, persistent=False)
             module.register_buffer(f"{prefix}_bias", bias, persistent=False)
+            if weight.is_cuda:
+                # The separate weights just freed stay reserved by the caching allocator and count as memory
+                # in use on the device (measured: +8.4 GiB over 32 layers); give them back layer by layer.
+                torch.cuda.empty_cache()
         attn.qkv_sizes = [attn.q_proj.weight.shape[0], attn.k_proj.weight.shape[0], attn.v_proj.weight.shape[0]]
         attn.__class__ = _fused_class(type(attn), _attention_forward)
         mlp.__class__ = _fused_class(type(mlp), _mlp_forward)

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import BenchmarkError, one_line
 from ..interfaces import DTYPES
-from . import fusion, packing
+from . import fusion, last_layer, packing
 
 # Llama-2-7B (meta-llama/Llama-2-7b-hf config.json), for synthetic runs without a config.json.
 LLAMA2_7B = dict(
@@ -42,7 +42,8 @@ class LastTokenLM(nn.Module):
 
     Tokens to the right of last_pos cannot change the result (causal attention), so callers may right-pad.
     After `enable_packing()`, input_ids [1, T] with last_pos [P], P > 1, is a pack: P prompts back to back,
-    prompt k ending at last_pos[k] (the last at T-1), each scored as if alone (see packing.py).
+    prompt k ending at last_pos[k] (the last at T-1), each scored as if alone (see packing.py). Padding of a
+    pack comes as prompts no longer than the longest (benchmarks.toolkits.PadRight), so none exceeds max_prompt_tokens.
     """
 
     def __init__(self, lm: nn.Module):
@@ -50,23 +51,37 @@ class LastTokenLM(nn.Module):
         self.body = lm.model
         self.lm_head = lm.lm_head
         self.packing = False
+        self.max_prompt_tokens: int | None = None
+        self.prune_last = False
 
-    def enable_packing(self) -> None:
-        """Switches attention to the packing-aware implementation (one-prompt calls stay on SDPA)."""
+    def enable_packing(self, max_prompt_tokens: int | None = None) -> None:
+        """Switches attention to the packing-aware implementation (one-prompt calls stay on SDPA).
+        max_prompt_tokens: no prompt of any pack is longer (padding comes as prompts no longer than that);
+        flash attention then launches tiles for that length instead of the whole pack's. None: the pack's
+        length."""
         packing.register()
         self.body.config._attn_implementation = packing.ATTN_NAME
         self.packing = True
+        self.max_prompt_tokens = max_prompt_tokens
 
     def fuse_projections(self) -> None:
         """One GEMM for q/k/v and one for gate/up in compiled graphs, weights shared (see fusion.py)."""
         fusion.fuse_projections(self.body)
 
+    def prune_last_layer(self) -> None:
+        """In packs, the last decoder layer computes only the scored rows (see last_layer.py)."""
+        if not self.packing:
+            raise BenchmarkError("config key 'prune_last_layer': needs pack_tokens > 0 (it acts on packs)")
+        self.prune_last = True
+
     def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
         if self.packing and input_ids.shape[0] == 1 and last_pos.shape[0] > 1:
             cu, position_ids = packing.pack_layout(input_ids, last_pos)
-            n = input_ids.shape[1]
-            hidden = self.body(input_ids=input_ids, position_ids=position_ids, use_cache=False,
-                               cu_seq_lens_q=cu, max_length_q=n).last_hidden_state
+            bound = self.max_prompt_tokens or input_ids.shape[1]
+            kwargs = dict(position_ids=position_ids, use_cache=False, cu_seq_lens_q=cu, max_length_q=bound)
+            if self.prune_last:
+                return self.lm_head(last_layer.forward_scored_rows(self.body, input_ids, last_pos, **kwargs)[0])
+            hidden = self.body(input_ids=input_ids, **kwargs).last_hidden_state
             return self.lm_head(hidden[0, last_pos])
         hidden = self.body(input_ids=input_ids, use_cache=False).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)

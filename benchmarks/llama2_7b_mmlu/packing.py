@@ -19,27 +19,38 @@ import torch.nn.functional as F
 from ..errors import BenchmarkError
 
 ATTN_NAME = "llama_bench_packed_sdpa"
+# fp16/bf16 on CUDA: "flash" (flash attention 2, variable length) or "cudnn" (cuDNN's ragged SDPA, an
+# experiment switched by tools/bench_variants.py's `cudnn` flag; not a run option until measured faster).
+CUDA_HALF_KERNEL = "flash"
 
 
-def varlen_causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: Any,
-                  scale: float | None) -> torch.Tensor:
-    """Block-diagonal causal attention over packed q [T, H, D], k/v [T, Hkv, D]; cu int32 [P+1]. -> [T, H, D]."""
+def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
+                     max_q: Any, max_k: Any, causal: bool, scale: float | None) -> torch.Tensor:
+    """Attention of packed q [Tq, H, D] over packed k/v [Tk, Hkv, D], query block i seeing only key block i
+    (cu_q, cu_k: int32 [P+1] bounds). causal: q and k blocks are the same tokens, each sees itself and
+    earlier ones. max_q / max_k bound the longest block: flash attention launches ceil(max_q / 128) tiles
+    per block and head, so a tight bound saves empty tiles but a low one would leave rows unwritten."""
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and CUDA_HALF_KERNEL == "cudnn":
+        return torch.ops.aten._cudnn_attention_forward(
+            q, k, v, None, cu_q, cu_k, max_q, max_k, False, 0.0, causal, False, scale=scale)[0]
     if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         # Flash attention's variable-length form: reads only each prompt's own block (GQA built in).
         return torch.ops.aten._flash_attention_forward(
-            q, k, v, cu, cu, max_len, max_len, 0.0, True, False, scale=scale)[0]
+            q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale)[0]
     if k.shape[1] != q.shape[1]:
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
     if q.is_cuda:
         # fp32 (flash has no fp32 kernels): memory-efficient attention's varlen form, causal from the top left.
         return torch.ops.aten._efficient_attention_forward(
-            q[None], k[None], v[None], None, cu, cu, max_len, max_len, 0.0, 1, False, scale=scale)[0][0]
-    # Any other device: SDPA with the block-diagonal causal mask spelled out (T x T booleans).
-    n = q.shape[0]
-    tok = torch.arange(n, device=q.device)
-    seg = segment_ids(cu, n)
-    mask = (seg[:, None] == seg[None, :]) & (tok[None, :] <= tok[:, None])
+            q[None], k[None], v[None], None, cu_q, cu_k, max_q, max_k, 0.0, 1 if causal else 0, False,
+            scale=scale)[0][0]
+    # Any other device: SDPA with the block-diagonal (causal) mask spelled out (Tq x Tk booleans).
+    seg_q, seg_k = segment_ids(cu_q, q.shape[0]), segment_ids(cu_k, k.shape[0])
+    mask = seg_q[:, None] == seg_k[None, :]
+    if causal:
+        tok = torch.arange(q.shape[0], device=q.device)
+        mask &= tok[None, :] <= tok[:, None]
     out = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
                                          attn_mask=mask, scale=scale)
     return out.transpose(0, 1)
@@ -56,7 +67,8 @@ def _attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, 
                                       scaling=scaling, **kwargs)
     # transformers hands [1, heads, T, head_dim] and wants [1, T, heads, head_dim] back.
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
-    return varlen_causal(q, k, v, cu, kwargs["max_length_q"], scaling).unsqueeze(0), None
+    n = kwargs["max_length_q"]
+    return varlen_attention(q, k, v, cu, cu, n, n, True, scaling).unsqueeze(0), None
 
 
 def register() -> None:

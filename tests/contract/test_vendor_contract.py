@@ -259,24 +259,30 @@ def test_toolkit_scores_packed_prompts_like_each_alone(
     model = get_case(CASE_NAME).build_model(config.case, smoke_data_dir, precision, device, False, 0)
     with torch.inference_mode():
         alone = [model(ids, last)[0] for ids, last in prompts]
-    model.enable_packing()
     lengths = [ids.shape[1] for ids, _ in prompts]
+    # As the runner does: no prompt of a pack is longer than the longest one (attention is bounded by it).
+    model.enable_packing(max(lengths))
     packs = [(0, 2), (2, len(prompts)), (0, len(prompts))]
-    toolkit = vendor.toolkits()[toolkit_name](config.vendor, vendor)
-    fn = toolkit.prepare(model, [tuple(lengths[i:j]) for i, j in packs])
-    with torch.inference_mode():
-        for i, j in packs:
-            ids = torch.cat([p[0] for p in prompts[i:j]], dim=1)
-            last = torch.tensor(lengths[i:j], device=device).cumsum(0) - 1
-            out = fn(ids, last)
-            vendor.synchronize()
-            assert tuple(out.shape) == (j - i, alone[0].shape[-1]), out.shape
-            for row, ref in zip(out, alone[i:j]):
-                got, want = int(row.argmax()), int(ref.argmax())
-                ref32 = ref.float()
-                tolerance = ARGMAX_TOLERANCE[precision] * max(1.0, float(ref32.abs().max()))
-                assert got == want or float(ref32[want] - ref32[got]) <= tolerance, (
-                    f"toolkit '{toolkit_name}' predicts {got} for a packed prompt, {want} for it alone")
-                if precision == "fp32":
-                    torch.testing.assert_close(row.float(), ref32, atol=1e-4, rtol=1e-4)
-    assert toolkit.report().recompiles == 0, f"toolkit '{toolkit_name}' compiled again after prepare()"
+    for prune in (False, True):  # then the named optimization prune_last_layer: the same logits
+        if prune:
+            model.prune_last_layer()
+            torch._dynamo.reset()
+        toolkit = vendor.toolkits()[toolkit_name](config.vendor, vendor)
+        fn = toolkit.prepare(model, [tuple(lengths[i:j]) for i, j in packs])
+        with torch.inference_mode():
+            for i, j in packs:
+                ids = torch.cat([p[0] for p in prompts[i:j]], dim=1)
+                last = torch.tensor(lengths[i:j], device=device).cumsum(0) - 1
+                out = fn(ids, last)
+                vendor.synchronize()
+                assert tuple(out.shape) == (j - i, alone[0].shape[-1]), out.shape
+                for row, ref in zip(out, alone[i:j]):
+                    got, want = int(row.argmax()), int(ref.argmax())
+                    ref32 = ref.float()
+                    tolerance = ARGMAX_TOLERANCE[precision] * max(1.0, float(ref32.abs().max()))
+                    assert got == want or float(ref32[want] - ref32[got]) <= tolerance, (
+                        f"toolkit '{toolkit_name}' predicts {got} for a packed prompt (prune_last_layer={prune}), "
+                        f"{want} for it alone")
+                    if precision == "fp32":
+                        torch.testing.assert_close(row.float(), ref32, atol=1e-4, rtol=1e-4)
+        assert toolkit.report().recompiles == 0, f"toolkit '{toolkit_name}' compiled again after prepare()"
