@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from benchmarks.llama2_7b_mmlu import packing
 from results_support import run_smoke
 from test_packing import prompts, tiny_lm
 
@@ -60,18 +61,22 @@ def test_compiled_graph_has_fused_gemms_and_the_same_logits() -> None:
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_fused_and_packed_compiled_model_scores_each_prompt_as_alone() -> None:
+def test_fused_and_packed_compiled_model_scores_each_prompt_as_alone(monkeypatch) -> None:
     model = tiny_lm()
     ps = prompts([9, 30, 4, 17])
     with torch.inference_mode():
         alone = torch.cat([model(torch.tensor([p]), torch.tensor([len(p) - 1])) for p in ps])
-    model.enable_packing()
+    model.enable_packing(max_prompt_tokens=30)
     model.fuse_projections()
+    rotated = []  # the fused packed path keeps q/k token-major: [T, heads, head_dim] into rotary
+    original = packing.apply_rotary
+    monkeypatch.setattr(packing, "apply_rotary", lambda x, c, s: rotated.append(tuple(x.shape)) or original(x, c, s))
     torch._dynamo.reset()
     with torch.inference_mode():
         packed = torch.compile(model, backend="inductor", dynamic=True)(
             torch.tensor([[t for p in ps for t in p]]), torch.tensor([len(p) for p in ps]).cumsum(0) - 1)
     torch.testing.assert_close(packed, alone, atol=1e-5, rtol=1e-5)
+    assert rotated[:2] == [(60, 4, 16), (60, 2, 16)] and len(rotated) == 2 * 2  # q and k, two layers
 
 
 def test_fused_smoke_run_reports_it_and_predicts_like_validation(smoke_cache, tmp_path) -> None:

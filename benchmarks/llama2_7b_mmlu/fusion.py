@@ -6,7 +6,9 @@ and the eager model is unchanged. While
 torch.compile traces, the attention and MLP use the fused weights: one GEMM with N = 12,288 instead of
 three with N = 4,096, one with N = 22,016 instead of two with N = 11,008 (fewer launches, fewer partial
 waves of tiles). Each output element is still the same dot product; only the GEMM kernels' rounding may
-differ. In eager mode (the validation pass, a compile fallback) the original forwards run.
+differ. In a pack the fused attention also keeps q/k/v token-major ([T, heads, head_dim]) from the GEMM
+through rotary into the variable-length kernel (no [heads, T] transposes). In eager mode (the validation
+pass, a compile fallback) the original forwards run.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BenchmarkError
+from . import packing
 
 _SUBCLASSES: dict[type, type] = {}
 
@@ -44,9 +47,21 @@ def _attention_forward(self: nn.Module, hidden_states: torch.Tensor, position_em
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, eager_attention_forward
 
+    qkv = F.linear(hidden_states, self.qkv_weight, self.qkv_bias)
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is not None and self.config._attn_implementation == packing.ATTN_NAME:
+        # A pack: q/k/v stay token-major [T, heads, head_dim] from the GEMM through rotary into the
+        # variable-length kernel, so no [heads, T] transposes are materialized around the attention.
+        n = hidden_states.shape[1]
+        q, k, v = qkv[0].view(n, -1, self.head_dim).split([s // self.head_dim for s in self.qkv_sizes], dim=1)
+        cos, sin = (t[0, :, None, :] for t in position_embeddings)
+        q, k = packing.apply_rotary(q, cos, sin), packing.apply_rotary(k, cos, sin)
+        bound = kwargs["max_length_q"]
+        out = packing.varlen_attention(q, k, v, cu, cu, bound, bound, True, self.scaling)
+        return self.o_proj(out.reshape(1, n, -1)), None
     input_shape = hidden_states.shape[:-1]
     hidden_shape = (*input_shape, -1, self.head_dim)
-    q, k, v = F.linear(hidden_states, self.qkv_weight, self.qkv_bias).split(self.qkv_sizes, dim=-1)
+    q, k, v = qkv.split(self.qkv_sizes, dim=-1)
     q, k = apply_rotary_pos_emb(q.view(hidden_shape).transpose(1, 2), k.view(hidden_shape).transpose(1, 2),
                                 *position_embeddings)
     impl = self.config._attn_implementation

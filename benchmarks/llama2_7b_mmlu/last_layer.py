@@ -33,11 +33,6 @@ def forward_scored_rows(body: nn.Module, input_ids: torch.Tensor, rows: torch.Te
     return body.norm(hidden)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 def _scored_rows_layer(layer: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
                        cu: torch.Tensor, max_len: Any, rows: torch.Tensor) -> torch.Tensor:
     attn = layer.self_attn
@@ -48,8 +43,8 @@ def _scored_rows_layer(layer: nn.Module, hidden: torch.Tensor, position_embeddin
     k = attn.k_proj(x).view(n, -1, head_dim)
     v = attn.v_proj(x).view(n, -1, head_dim)
     cos, sin = (t[0, :, None, :] for t in position_embeddings)  # [T, 1, head_dim]
-    q = q * cos[rows] + _rotate_half(q) * sin[rows]
-    k = k * cos + _rotate_half(k) * sin
+    q = packing.apply_rotary(q, cos[rows], sin[rows])
+    k = packing.apply_rotary(k, cos, sin)
     # One query per prompt, seeing all of its prompt's keys: no causal mask needed.
     cu_q = torch.arange(rows.shape[0] + 1, dtype=torch.int32, device=rows.device)
     out = packing.varlen_attention(q, k, v, cu_q, cu, 1, max_len, False, attn.scaling)
