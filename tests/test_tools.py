@@ -34,3 +34,15 @@ def test_attn_bench_pads_like_pad_right_and_counts_causal_flops() -> None:
     alone = torch.softmax(q[5:14].transpose(0, 1) @ k[5:14].permute(1, 2, 0) / 2 + torch.full((9, 9), float("-inf"))
                           .triu(1), -1) @ v[5:14].transpose(0, 1)
     torch.testing.assert_close(dense[5:14], alone.transpose(0, 1), atol=1e-5, rtol=1e-5)
+
+
+def test_bench_variants_groups_kernel_rows_of_a_recorded_profile() -> None:
+    """On the profile recorded on the H200 (docs/results), the groups the results README reports."""
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "docs/results/profile_h200_packed8192_fuse_prune.json"
+    d = json.loads(path.read_text())
+    groups = bench_variants.kernel_groups(d["events"])
+    assert round(groups["GEMMs"] / 1e3, 1) == 848.8 and round(groups["attention"] / 1e3, 1) == 100.5
+    assert round(groups["rotary + q/k layout"] / 1e3, 1) == 30.1 and round(groups["SiLU x up"] / 1e3, 1) == 21.9
+    assert round(groups["RMSNorm + residual"] / 1e3, 1) == 27.4 and round(sum(groups.values()) / 1e3, 1) == 1030.1

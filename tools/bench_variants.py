@@ -64,6 +64,40 @@ def parse_variant(spec: str) -> dict:
             "pack": int(rest[0]) if rest else 0, **_flags(rest[1:])}
 
 
+# Kernel name fragments -> the groups docs/results/README.md reports (first match wins). Inductor names a Triton
+# kernel after the ops it feeds, so "attention_forward" in one is the rotary/layout kernel before attention;
+# flash's own kernel is "flash_fwd" (and its template arguments name GEMMs, hence attention before GEMMs).
+TRITON_GROUPS = (("rotary + q/k layout", "attention_forward"), ("SiLU x up", "silu"), ("RMSNorm + residual", "red_fused"))
+KERNEL_GROUPS = (("attention", ("flash_fwd", "fmha", "cudnn", "sdpa")), ("GEMMs", ("nvjet", "gemm", "cutlass", "xmma")))
+
+
+def kernel_groups(events: list[dict]) -> dict[str, float]:
+    """Device microseconds per group, over kernel rows only (ops have CPU time and would count twice)."""
+    out: dict[str, float] = {}
+    for e in events:
+        if e["cpu_us"] or not e["device_us"]:
+            continue
+        name = e["name"].lower()
+        if name.startswith("triton_"):
+            group = next((g for g, key in TRITON_GROUPS if key in name), "rest")
+        else:
+            group = next((g for g, keys in KERNEL_GROUPS if any(k in name for k in keys)), "rest")
+        out[group] = out.get(group, 0.0) + e["device_us"]
+    return out
+
+
+def print_kernel_groups(events: list[dict], tokens: int, core_s: float) -> None:
+    groups = kernel_groups(events)
+    total = sum(groups.values())
+    if not total:
+        return
+    print("| kernels | device ms | share |\n|---|---|---|")
+    for group, us in sorted(groups.items(), key=lambda g: -g[1]):
+        print(f"| {group} | {us / 1e3:.1f} | {100 * us / total:.1f}% |")
+    print(f"kernel sum {total / 1e3:.1f} ms = {tokens / (total / 1e6):,.0f} tok/s if never idle; profiled pass "
+          f"{tokens / core_s:,.0f} tok/s (GPU busy {100 * total / 1e6 / core_s:.1f}% of core time)", flush=True)
+
+
 def print_error(spec: str, exc: Exception) -> None:
     print(json.dumps({"variant": spec, "error": f"{type(exc).__name__}: {exc}"[:400]}), flush=True)
 
@@ -146,10 +180,11 @@ def main() -> None:
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
                 prec = run_pass("profile", fn, small, vendor.synchronize, pack_tokens=v["pack"])
             print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25), flush=True)
+            events = [{"name": e.key, "count": e.count, "cpu_us": e.cpu_time_total,
+                       "device_us": getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)}
+                      for e in prof.key_averages()]
+            print_kernel_groups(events, sum(small.lengths), prec.core_s)
             if args.json_out:  # every op and kernel with device time, for offline grouping
-                events = [{"name": e.key, "count": e.count, "cpu_us": e.cpu_time_total,
-                           "device_us": getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)}
-                          for e in prof.key_averages()]
                 args.json_out.with_suffix(".profile.json").write_text(json.dumps(
                     {"variant": spec, "prompts": len(small), "tokens": sum(small.lengths), "core_s": prec.core_s,
                      "forwards": prec.forwards, "events": [e for e in events if e["device_us"]]}, indent=1))
