@@ -101,10 +101,11 @@ def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bo
     first. The input is [1, padded T] and last_pos [P] (more when a pack gets padding prompts); with
     dynamic shapes only P = 1 versus P > 1 matters (dynamo specializes sizes 0 and 1)."""
     seen: dict[tuple[int, int], tuple[int, ...]] = {}
+    longest = max((n for call in calls for n in call), default=0) or pad_multiple  # PadRight's max_prompt
     for call in calls:
         total = sum(call)
         padded = padded_length(total, pad_multiple)
-        rows = len(call) + (1 if len(call) > 1 and padded > total else 0)
+        rows = len(call) + (math.ceil((padded - total) / longest) if len(call) > 1 else 0)
         key = (padded, min(rows, 2) if dynamic else rows)
         seen.setdefault(key, tuple(call))
     return [seen[k] for k in sorted(seen, reverse=True)]

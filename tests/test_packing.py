@@ -115,6 +115,8 @@ def test_warmup_shapes_one_call_per_distinct_input() -> None:
     assert warmup_shapes(calls, 8, dynamic=True) == [(17,), (16,), (3, 4), (5,)]
     assert warmup_shapes(calls, 8, dynamic=False) == [(17,), (16,), (3, 4), (4, 4), (5,)]
     assert warmup_shapes(calls, 0, dynamic=True) == [(17,), (16,), (4, 4), (3, 4), (6,), (5,)]
+    # pad 32, longest prompt 4: (1, 2) -> 29 padding tokens as 8 prompts of <= 4 -> 10 rows; (3, 4) -> 9 rows
+    assert warmup_shapes([(1, 2), (3, 4), (2, 2)], 32, dynamic=False) == [(1, 2), (3, 4)]
 
 
 def test_packed_pass_predicts_like_batch_one_and_its_times_add_up() -> None:

@@ -43,7 +43,8 @@ class LastTokenLM(nn.Module):
     Tokens to the right of last_pos cannot change the result (causal attention), so callers may right-pad.
     After `enable_packing()`, input_ids [1, T] with last_pos [P], P > 1, is a pack: P prompts back to back,
     prompt k ending at last_pos[k] (the last at T-1), each scored as if alone (see packing.py). Padding of a
-    pack comes as prompts no longer than the longest (benchmarks.toolkits.PadRight), so none exceeds max_prompt_tokens.
+    pack comes as prompts no longer than the longest (benchmarks.toolkits.PadRight): none exceeds
+    max_prompt_tokens.
     """
 
     def __init__(self, lm: nn.Module):
