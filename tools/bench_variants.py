@@ -199,22 +199,26 @@ def main() -> None:
         agree = agreement(rec.predictions, ref_preds)[0]
         core = tokens / rec.core_s
         padded = sum(padded_length(sum(c), v.get("pad", 0)) for c in calls)
-        mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
+        cuda = dev.type == "cuda"
+        mem = torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else float("nan")
+        # reserved: what the device sees in use (blocks the caching allocator keeps), e.g. fusion's old weights
+        reserved = torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else float("nan")
         row = dict(variant=spec, prep_s=prep, core_tps=core, whole_tps=tokens / rec.whole_s,
                    mfu=flops * core / peak if peak else None, agree=agree, pad_overhead=padded / tokens - 1,
-                   max_alloc_gib=mem, recompiles=tk.report().recompiles if v["kind"] == "compile" else 0,
-                   forwards=rec.forwards)
+                   max_alloc_gib=mem, max_reserved_gib=reserved,
+                   recompiles=tk.report().recompiles if v["kind"] == "compile" else 0, forwards=rec.forwards)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\n{vendor.device_name()}, torch {torch.__version__}, {len(samples)} prompts, {tokens} tokens, "
           f"mean {tokens / len(samples):.0f}, {args.precision}")
-    print("| variant | prep s | core tok/s | whole tok/s | MFU | agree | pad extra | max alloc GiB | recompiles | forwards |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| variant | prep s | core tok/s | whole tok/s | MFU | agree | pad extra | max alloc GiB | max reserved GiB "
+          "| recompiles | forwards |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] else "n/a"
         print(f"| {r['variant']} | {r['prep_s']:.1f} | {r['core_tps']:.0f} | {r['whole_tps']:.0f} | {mfu} | "
-              f"{r['agree']:.4f} | {100 * r['pad_overhead']:.1f}% | {r['max_alloc_gib']:.2f} | {r['recompiles']} | "
-              f"{r['forwards']} |")
+              f"{r['agree']:.4f} | {100 * r['pad_overhead']:.1f}% | {r['max_alloc_gib']:.2f} | "
+              f"{r['max_reserved_gib']:.2f} | {r['recompiles']} | {r['forwards']} |")
     print("\nSame predictions, each pair of variants:")
     for a, (name_a, pa) in enumerate(all_preds):
         for name_b, pb in all_preds[a + 1:]:
