@@ -180,25 +180,29 @@ class Run:
         _outputs.write_run_files(req.output_dir, self.result)
         return self.result
 
+    def _active_optimizations(self) -> list[tuple[str, str]]:
+        """(config key, case-model method) of each named optimization in effect; pruning acts on packs only."""
+        cfg = self.req.config.run
+        active = {"pack_tokens": cfg.pack_tokens, "fuse_projections": cfg.fuse_projections,
+                  "prune_last_layer": cfg.prune_last_layer and cfg.pack_tokens}
+        return [(key, "enable_packing" if key == "pack_tokens" else key) for key, on in active.items() if on]
+
     def _model_optimizations(self, model: Any, longest_prompt: int) -> list[Callable[[], None]]:
         """The model methods the run's named optimizations need, checked before the passes start."""
-        cfg, out = self.req.config.run, []
-        for key, method in (("pack_tokens", "enable_packing"), ("fuse_projections", "fuse_projections"),
-                            ("prune_last_layer", "prune_last_layer")):
-            if getattr(cfg, key) and (key != "prune_last_layer" or cfg.pack_tokens):  # pruning acts on packs
-                fn = getattr(model, method, None)
-                if fn is None:
-                    raise BenchmarkError(f"config key '{key}': the model of case '{self.req.case.name}' has no "
-                                         f"{method}(); set {key} to its default (off)")
-                # Packs hold whole prompts, and padding comes as prompts no longer: none exceeds this.
-                out.append(functools.partial(fn, longest_prompt) if key == "pack_tokens" else fn)
+        out = []
+        for key, method in self._active_optimizations():
+            fn = getattr(model, method, None)
+            if fn is None:
+                raise BenchmarkError(f"config key '{key}': the model of case '{self.req.case.name}' has no "
+                                     f"{method}(); set {key} to its default (off)")
+            # Packs hold whole prompts, and padding comes as prompts no longer: none exceeds this.
+            out.append(functools.partial(fn, longest_prompt) if key == "pack_tokens" else fn)
         return out
 
     def _optimization_names(self) -> list[str]:
         cfg = self.req.config.run
-        return ([f"pack_tokens={cfg.pack_tokens}"] if cfg.pack_tokens else []) + (
-            ["fuse_projections"] if cfg.fuse_projections else []) + (
-            ["prune_last_layer"] if cfg.prune_last_layer and cfg.pack_tokens else [])
+        return [f"pack_tokens={cfg.pack_tokens}" if key == "pack_tokens" else key
+                for key, _ in self._active_optimizations()]
 
     def _packing(self) -> dict[str, Any] | None:
         """The pack optimization's figures: forwards, prompts per forward, and how many inference predictions

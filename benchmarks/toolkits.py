@@ -96,12 +96,17 @@ class PadRight(torch.nn.Module):
         return self.fn(input_ids, torch.cat([last_pos, pad_last]))[:-pieces]
 
 
+def longest_prompt(calls: Sequence[Sequence[int]]) -> int:
+    """The longest prompt of the run's calls: PadRight splits a pack's padding into prompts no longer."""
+    return max((n for call in calls for n in call), default=0)
+
+
 def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bool | None) -> list[tuple[int, ...]]:
     """One representative call (its prompt lengths) per distinct input the compiled model will see, longest
     first. The input is [1, padded T] and last_pos [P] (more when a pack gets padding prompts); with
     dynamic shapes only P = 1 versus P > 1 matters (dynamo specializes sizes 0 and 1)."""
     seen: dict[tuple[int, int], tuple[int, ...]] = {}
-    longest = max((n for call in calls for n in call), default=0) or pad_multiple  # PadRight's max_prompt
+    longest = longest_prompt(calls) or pad_multiple  # PadRight's max_prompt
     for call in calls:
         total = sum(call)
         padded = padded_length(total, pad_multiple)
@@ -140,8 +145,7 @@ class Inductor:
         compiled = self.wrap_compiled(torch.compile(model_fn, **self._compile_kwargs()))
         fn: ModelFn = compiled
         if self.options.pad_multiple > 1:
-            longest = max((n for call in warmup_calls for n in call), default=0)
-            fn = PadRight(compiled, self.options.pad_multiple, max_prompt=longest or None)
+            fn = PadRight(compiled, self.options.pad_multiple, max_prompt=longest_prompt(warmup_calls) or None)
         device = self.vendor.device()
         shapes = warmup_shapes(warmup_calls, self.options.pad_multiple, self.options.dynamo_dynamic)
         # Longest first: the allocator's first segments are then large enough for every later shape.

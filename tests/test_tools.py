@@ -30,7 +30,7 @@ def test_attn_bench_pads_like_pad_right_and_counts_causal_flops() -> None:
     assert segs == [5, 9, 2] and cu.tolist() == [0, 5, 14, 16] and q.shape == (16, 2, 4)
     # per prompt: (QK^T + PV) x 2 flops per multiply-add x n^2/2 (causal) x heads x head_dim
     assert attn_bench.causal_flops([5, 9], heads=2, head_dim=4) == 2 * 2 * (25 + 81) / 2 * 2 * 4
-    dense = attn_bench.make_backend("dense", longest=9)(q, k, v, cu, segs)
+    dense = attn_bench.make_backend("fp32", longest=9)(q, k, v, cu, segs)
     alone = torch.softmax(q[5:14].transpose(0, 1) @ k[5:14].permute(1, 2, 0) / 2 + torch.full((9, 9), float("-inf"))
                           .triu(1), -1) @ v[5:14].transpose(0, 1)
     torch.testing.assert_close(dense[5:14], alone.transpose(0, 1), atol=1e-5, rtol=1e-5)

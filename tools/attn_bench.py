@@ -5,14 +5,16 @@ The packed inference pass spends ~10% of its time in attention (docs/results/REA
 attention's variable-length kernel reaches well under half of the card's peak on ~770-token prompts. This
 times the candidates on the same inputs, one layer's attention per pack (Llama-2-7B: 32 heads x 128):
 
-  flash_T     aten._flash_attention_forward, max length = the pack's length (the kernel before the bound)
+  flash_T     the model's varlen_attention: flash attention's variable-length kernel, max length = the pack's
+              length (the kernel before the bound)
   flash       the same, max length = the longest prompt (what the model does now)
-  cudnn       aten._cudnn_attention_forward with cumulative lengths (cuDNN's ragged SDPA)
+  cudnn       the same through cuDNN's ragged SDPA (packing.CUDA_HALF_KERNEL = "cudnn")
   flex        FlexAttention, compiled, with a document-causal block mask built per pack
-  dense       SDPA with the mask spelled out (any device; slow, for checking)
+  fp32        varlen_attention in fp32 (memory-efficient kernel on CUDA, SDPA with the mask spelled out
+              elsewhere), for checking
 
 Per backend: the first call over all packs (plans, compilation), then the steady time of a second and third
-sweep, TFLOP/s of the causal work, and the largest difference from `flash` (or `dense` without CUDA).
+sweep, TFLOP/s of the causal work, and the largest difference from the first backend listed.
 
 GPU: python tools/attn_bench.py --data_dir .devdata/data --packs 40
 """
@@ -28,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
+from benchmarks.llama2_7b_mmlu import CASE, packing  # noqa: E402
 from benchmarks.llama2_7b_mmlu.packing import segment_ids, varlen_attention  # noqa: E402
 from benchmarks.passes import plan_packs  # noqa: E402
 from benchmarks.toolkits import padded_length  # noqa: E402
@@ -51,20 +53,14 @@ def causal_flops(segs: list[int], heads: int, head_dim: int) -> float:
 
 
 def make_backend(name: str, longest: int):
-    if name in ("flash_T", "flash"):
+    if name in ("flash_T", "flash", "cudnn", "fp32"):
+        # The model's own packed attention (benchmarks.llama2_7b_mmlu.packing), with its kernel switch set.
         def run(q, k, v, cu, segs):
+            packing.CUDA_HALF_KERNEL = "cudnn" if name == "cudnn" else "flash"
             bound = q.shape[0] if name == "flash_T" else longest
-            return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, bound, bound, 0.0, True, False,
-                                                           scale=None)[0]
-        return run
-    if name == "cudnn":
-        def run(q, k, v, cu, segs):
-            return torch.ops.aten._cudnn_attention_forward(q, k, v, None, cu, cu, longest, longest, False, 0.0,
-                                                           True, False, scale=None)[0]
-        return run
-    if name == "dense":
-        def run(q, k, v, cu, segs):
-            return varlen_attention(q.float(), k.float(), v.float(), cu, cu, longest, longest, True, None).to(q.dtype)
+            if name == "fp32":
+                return varlen_attention(q.float(), k.float(), v.float(), cu, cu, bound, bound, True, None).to(q.dtype)
+            return varlen_attention(q, k, v, cu, cu, bound, bound, True, None)
         return run
     if name == "flex":
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -81,7 +77,7 @@ def make_backend(name: str, longest: int):
             out = flex(q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None], block_mask=mask)
             return out[0].transpose(0, 1)
         return run
-    sys.exit(f"unknown backend {name!r}; expected flash_T, flash, cudnn, flex or dense")
+    sys.exit(f"unknown backend {name!r}; expected flash_T, flash, cudnn, flex or fp32")
 
 
 def sweep(run, packs, sync) -> tuple[float, list[torch.Tensor]]:

@@ -57,9 +57,11 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: to
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Llama's rotary embedding (transformers' apply_rotary_pos_emb, rotate_half) on x [..., head_dim]."""
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+    """Llama's rotary embedding on one of q/k, x [..., head_dim] (transformers' apply_rotary_pos_emb rotates
+    q and k with the same cos/sin; the pruned last layer needs other rows for q than for k)."""
+    from transformers.models.llama.modeling_llama import rotate_half
+
+    return x * cos + rotate_half(x) * sin
 
 
 def _attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
