@@ -27,6 +27,9 @@ from .errors import BenchmarkError, one_line
 from .flops import parse_flops
 from .interfaces import PRECISIONS
 
+# Packed attention kernels a case model may offer (fp16/bf16 on CUDA); the llama2_7b_mmlu model offers both.
+PACKED_ATTENTION_KERNELS = ("flash", "cudnn")
+
 
 def doc(text: str, **kw: Any) -> Any:
     """A dataclass field carrying its documentation (shown by `--help-config` and in docs)."""
@@ -81,6 +84,11 @@ class RunConfig:
         "arithmetic for every scored logit with 1/32 less GEMM work",
         default=False,
     )
+    packed_attention: str = doc(
+        "attention kernel of packs at fp16/bf16 on CUDA (no effect with pack_tokens 0; fp32 and other devices have "
+        "one kernel each): 'flash' (flash attention 2, variable length) or 'cudnn' (cuDNN's ragged SDPA)",
+        default="flash",
+    )
 
     def __post_init__(self) -> None:
         if self.batch_size != 1:
@@ -91,6 +99,10 @@ class RunConfig:
             _bad("fuse_projections", True, "false with compiler 'none' (it changes compiled graphs only)")
         if self.pack_tokens < 0:
             _bad("pack_tokens", self.pack_tokens, "0 (one prompt per forward) or a positive token budget, e.g. 4096")
+        if self.packed_attention not in PACKED_ATTENTION_KERNELS:
+            _bad("packed_attention", self.packed_attention, "one of " + ", ".join(PACKED_ATTENTION_KERNELS))
+        if self.packed_attention == "cudnn" and self.effective_precision == "fp32":
+            _bad("packed_attention", "cudnn", "flash at fp32 (cuDNN's ragged attention has fp16/bf16 kernels only)")
         if self.log_freq < 1:
             _bad("log_freq", self.log_freq, "a positive integer")
         if self.precision is not None and self.precision not in PRECISIONS:

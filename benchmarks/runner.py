@@ -196,13 +196,17 @@ class Run:
                 raise BenchmarkError(f"config key '{key}': the model of case '{self.req.case.name}' has no "
                                      f"{method}(); set {key} to its default (off)")
             # Packs hold whole prompts, and padding comes as prompts no longer: none exceeds this.
-            out.append(functools.partial(fn, longest_prompt) if key == "pack_tokens" else fn)
+            out.append(functools.partial(fn, longest_prompt, self.req.config.run.packed_attention)
+                       if key == "pack_tokens" else fn)
         return out
 
     def _optimization_names(self) -> list[str]:
         cfg = self.req.config.run
-        return [f"pack_tokens={cfg.pack_tokens}" if key == "pack_tokens" else key
-                for key, _ in self._active_optimizations()]
+        names = [f"pack_tokens={cfg.pack_tokens}" if key == "pack_tokens" else key
+                 for key, _ in self._active_optimizations()]
+        if cfg.pack_tokens and cfg.packed_attention != "flash":
+            names.append(f"packed_attention={cfg.packed_attention}")
+        return names
 
     def _packing(self) -> dict[str, Any] | None:
         """The pack optimization's figures: forwards, prompts per forward, and how many inference predictions

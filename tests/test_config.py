@@ -398,10 +398,17 @@ def test_malformed_set(shipped: Path, item: str, needle: str) -> None:
 
 @pytest.mark.parametrize("item,key", [("batch_size=2", "batch_size"), ("precision=fp8", "precision"),
                                       ("flops=2**3", "flops"), ("few_shots=9", "few_shots"),
-                                      ("dynamo_mode=fast", "dynamo_mode"), ("pad_multiple=-1", "pad_multiple")])
+                                      ("dynamo_mode=fast", "dynamo_mode"), ("pad_multiple=-1", "pad_multiple"),
+                                      ("packed_attention=flash3", "packed_attention")])
 def test_set_values_are_checked_and_named(shipped: Path, item: str, key: str) -> None:
     msg = error(shipped, "cpu", [item])
     assert f"'{key}'" in msg and msg.startswith("--set: ")
+
+
+def test_cudnn_packed_attention_is_refused_at_fp32(shipped: Path) -> None:
+    assert load(shipped, "cpu", ["packed_attention=cudnn", "precision=bf16"]).run.packed_attention == "cudnn"
+    msg = error(shipped, "cpu", ["packed_attention=cudnn", "precision=fp32"])
+    assert "'packed_attention'" in msg and "fp16/bf16" in msg
 
 
 # ------------------------------------------------------------------------------------- precision etc.

@@ -7,6 +7,8 @@ import pytest
 import torch
 import transformers
 
+from benchmarks.errors import BenchmarkError
+from benchmarks.llama2_7b_mmlu import packing
 from benchmarks.llama2_7b_mmlu.model import LastTokenLM
 from benchmarks.llama2_7b_mmlu.packing import pack_layout, varlen_attention
 from benchmarks.passes import HostBatch, plan_packs, run_pass
@@ -216,3 +218,44 @@ def test_pruned_packed_smoke_run_reports_it_and_predicts_like_validation(smoke_c
     r = run.result
     assert {"pack_tokens=200", "prune_last_layer"} <= set(r["optimizations"])
     assert r["packing"]["same_predictions_as_validation"] == 1.0
+
+
+def test_packed_attention_kernel_reaches_every_packed_attention_call(monkeypatch) -> None:
+    """The kernel choice travels with the forward's kwargs through transformers' layers (4.x and 5.x), the
+    pruned last layer and the fused token-major path; on the CPU every kernel name runs the same SDPA."""
+    seen = []
+    real = packing.varlen_attention
+
+    def spy(*args, **kwargs):
+        seen.append(args[9] if len(args) > 9 else kwargs.get("kernel", "flash"))
+        return real(*args, **kwargs)
+
+    model = tiny_lm()
+    ps = prompts([9, 30, 4])
+    ids = torch.tensor([[t for p in ps for t in p]])
+    last = torch.tensor([len(p) for p in ps]).cumsum(0) - 1
+    with torch.inference_mode():
+        alone = torch.cat([model(torch.tensor([p]), torch.tensor([len(p) - 1])) for p in ps])
+        model.enable_packing(max_prompt_tokens=30)
+        model.packed_kernel = "cudnn"  # enable_packing refuses it on the CPU (next test); the plumbing is the same
+        monkeypatch.setattr(packing, "varlen_attention", spy)
+        layers = model.body.config.num_hidden_layers
+        plain = model(ids, last)
+        assert seen == ["cudnn"] * layers
+        model.prune_last_layer()
+        pruned = model(ids, last)
+        assert seen == ["cudnn"] * (2 * layers)
+    torch.testing.assert_close(plain, alone, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pruned, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_cudnn_packed_attention_is_refused_off_cuda(smoke_cache, tmp_path) -> None:
+    with pytest.raises(BenchmarkError, match="'packed_attention': cudnn runs fp16/bf16 on CUDA devices, this model "
+                                             "is float32 on cpu"):
+        tiny_lm().enable_packing(9, "cudnn")
+    with pytest.raises(BenchmarkError, match="'packed_attention': 'flash2' is not a packed attention kernel"):
+        tiny_lm().enable_packing(9, "flash2")
+    run = packed_run(smoke_cache, "--set", "packed_attention=cudnn")  # the smoke run is fp32: refused up front
+    assert run.code == 2 and not (run.output_dir / "result.json").exists()
+    assert run.err.strip().splitlines()[-1] == ("error: --set: config key 'packed_attention': got 'cudnn'; expected "
+                                                "flash at fp32 (cuDNN's ragged attention has fp16/bf16 kernels only)")

@@ -8,7 +8,7 @@ times the candidates on the same inputs, one layer's attention per pack (Llama-2
   flash_T     the model's varlen_attention: flash attention's variable-length kernel, max length = the pack's
               length (the kernel before the bound)
   flash       the same, max length = the longest prompt (what the model does now)
-  cudnn       the same through cuDNN's ragged SDPA (packing.CUDA_HALF_KERNEL = "cudnn")
+  cudnn       the same through cuDNN's ragged SDPA (run key packed_attention: cudnn)
   flex        FlexAttention, compiled, with a document-causal block mask built per pack
   fp32        varlen_attention in fp32 (memory-efficient kernel on CUDA, SDPA with the mask spelled out
               elsewhere), for checking
@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.llama2_7b_mmlu import CASE, packing  # noqa: E402
+from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
 from benchmarks.llama2_7b_mmlu.packing import segment_ids, varlen_attention  # noqa: E402
 from benchmarks.passes import plan_packs  # noqa: E402
 from benchmarks.toolkits import padded_length  # noqa: E402
@@ -56,11 +56,11 @@ def make_backend(name: str, longest: int):
     if name in ("flash_T", "flash", "cudnn", "fp32"):
         # The model's own packed attention (benchmarks.llama2_7b_mmlu.packing), with its kernel switch set.
         def run(q, k, v, cu, segs):
-            packing.CUDA_HALF_KERNEL = "cudnn" if name == "cudnn" else "flash"
+            kernel = "cudnn" if name == "cudnn" else "flash"
             bound = q.shape[0] if name == "flash_T" else longest
             if name == "fp32":
                 return varlen_attention(q.float(), k.float(), v.float(), cu, cu, bound, bound, True, None).to(q.dtype)
-            return varlen_attention(q, k, v, cu, cu, bound, bound, True, None)
+            return varlen_attention(q, k, v, cu, cu, bound, bound, True, None, kernel)
         return run
     if name == "flex":
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention

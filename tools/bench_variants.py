@@ -14,8 +14,8 @@ predictions, peak memory. Variants, comma-separated, run in order in one process
                             dynamic DYN (dyn|static), pad_multiple PAD (0 = off), pack_tokens N (default 0)
   FLAGS, joined by '+':     fuse: fuse_projections (in place, so fused variants must come after unfused compiled
                             ones); prune: prune_last_layer; nocap: packed attention bounded by the pack's length,
-                            not the longest prompt's (as before the bound existed); cudnn: packed attention
-                            through cuDNN's ragged SDPA instead of flash attention (fp16/bf16 on CUDA)
+                            not the longest prompt's (as before the bound existed); cudnn: packed_attention
+                            cudnn (cuDNN's ragged SDPA instead of flash attention; fp16/bf16 on CUDA)
 
 Example (GPU): python tools/bench_variants.py --data_dir .devdata/data --n 300 \
     --variants eager,eager,compile:default:dyn:0,compile:reduce-overhead:dyn:64
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.accuracy import agreement  # noqa: E402
 from benchmarks.config import fields_of, parse_set  # noqa: E402
-from benchmarks.llama2_7b_mmlu import CASE, packing  # noqa: E402
+from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
 from benchmarks.passes import HostBatch, plan_packs, run_pass  # noqa: E402
 from benchmarks.registry import default_vendor, get_vendor  # noqa: E402
 from benchmarks.toolkits import padded_length  # noqa: E402
@@ -149,9 +149,8 @@ def main() -> None:
         t = time.perf_counter()
         fn = model
         if v["pack"]:
-            model.enable_packing(None if v["nocap"] else max(batch.lengths))
+            model.enable_packing(None if v["nocap"] else max(batch.lengths), "cudnn" if v["cudnn"] else "flash")
         model.prune_last = False
-        packing.CUDA_HALF_KERNEL = "cudnn" if v["cudnn"] else "flash"
         if v["prune"]:
             model.prune_last_layer()
         if v["fuse"]:

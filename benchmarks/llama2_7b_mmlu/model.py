@@ -53,17 +53,27 @@ class LastTokenLM(nn.Module):
         self.lm_head = lm.lm_head
         self.packing = False
         self.max_prompt_tokens: int | None = None
+        self.packed_kernel = "flash"
         self.prune_last = False
 
-    def enable_packing(self, max_prompt_tokens: int | None = None) -> None:
+    def enable_packing(self, max_prompt_tokens: int | None = None, kernel: str = "flash") -> None:
         """Switches attention to the packing-aware implementation (one-prompt calls stay on SDPA).
         max_prompt_tokens: no prompt of any pack is longer (padding comes as prompts no longer than that);
         flash attention then launches tiles for that length instead of the whole pack's. None: the pack's
-        length."""
+        length. kernel: packed attention of fp16/bf16 on CUDA, one of packing.KERNELS."""
+        if kernel not in packing.KERNELS:
+            raise BenchmarkError(f"config key 'packed_attention': {kernel!r} is not a packed attention kernel; "
+                                 f"expected one of {', '.join(packing.KERNELS)}")
+        weight = self.lm_head.weight
+        if kernel == "cudnn" and not (weight.is_cuda and weight.dtype in (torch.float16, torch.bfloat16)):
+            raise BenchmarkError(f"config key 'packed_attention': cudnn runs fp16/bf16 on CUDA devices, this model is "
+                                 f"{str(weight.dtype).removeprefix('torch.')} on {weight.device.type}; set "
+                                 "packed_attention: flash")
         packing.register()
         self.body.config._attn_implementation = packing.ATTN_NAME
         self.packing = True
         self.max_prompt_tokens = max_prompt_tokens
+        self.packed_kernel = kernel
 
     def fuse_projections(self) -> None:
         """One GEMM for q/k/v and one for gate/up in compiled graphs, weights shared (see fusion.py)."""
@@ -79,7 +89,8 @@ class LastTokenLM(nn.Module):
         if self.packing and input_ids.shape[0] == 1 and last_pos.shape[0] > 1:
             cu, position_ids = packing.pack_layout(input_ids, last_pos)
             bound = self.max_prompt_tokens or input_ids.shape[1]
-            kwargs = dict(position_ids=position_ids, use_cache=False, cu_seq_lens_q=cu, max_length_q=bound)
+            kwargs = dict(position_ids=position_ids, use_cache=False, cu_seq_lens_q=cu, max_length_q=bound,
+                          packed_kernel=self.packed_kernel)
             if self.prune_last:
                 return self.lm_head(last_layer.forward_scored_rows(self.body, input_ids, last_pos, **kwargs)[0])
             hidden = self.body(input_ids=input_ids, **kwargs).last_hidden_state

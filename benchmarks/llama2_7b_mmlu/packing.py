@@ -16,21 +16,23 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..config import PACKED_ATTENTION_KERNELS
 from ..errors import BenchmarkError
 
 ATTN_NAME = "llama_bench_packed_sdpa"
-# fp16/bf16 on CUDA: "flash" (flash attention 2, variable length) or "cudnn" (cuDNN's ragged SDPA, an
-# experiment switched by tools/bench_variants.py's `cudnn` flag; not a run option until measured faster).
-CUDA_HALF_KERNEL = "flash"
+# Kernels of fp16/bf16 packs on CUDA (run key `packed_attention`): flash attention 2's variable-length form,
+# or cuDNN's ragged SDPA. fp32 and other devices have one path each.
+KERNELS = PACKED_ATTENTION_KERNELS
 
 
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
-                     max_q: Any, max_k: Any, causal: bool, scale: float | None) -> torch.Tensor:
+                     max_q: Any, max_k: Any, causal: bool, scale: float | None, kernel: str = "flash") -> torch.Tensor:
     """Attention of packed q [Tq, H, D] over packed k/v [Tk, Hkv, D], query block i seeing only key block i
     (cu_q, cu_k: int32 [P+1] bounds). causal: q and k blocks are the same tokens, each sees itself and
     earlier ones. max_q / max_k bound the longest block: flash attention launches ceil(max_q / 128) tiles
-    per block and head, so a tight bound saves empty tiles but a low one would leave rows unwritten."""
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and CUDA_HALF_KERNEL == "cudnn":
+    per block and head, so a tight bound saves empty tiles but a low one would leave rows unwritten.
+    kernel: one of KERNELS, for fp16/bf16 on CUDA."""
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and kernel == "cudnn":
         return torch.ops.aten._cudnn_attention_forward(
             q, k, v, None, cu_q, cu_k, max_q, max_k, False, 0.0, causal, False, scale=scale)[0]
     if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
@@ -76,7 +78,8 @@ def _attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, 
     # transformers hands [1, heads, T, head_dim] and wants [1, T, heads, head_dim] back.
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
     n = kwargs["max_length_q"]
-    return varlen_attention(q, k, v, cu, cu, n, n, True, scaling).unsqueeze(0), None
+    out = varlen_attention(q, k, v, cu, cu, n, n, True, scaling, kwargs.get("packed_kernel", "flash"))
+    return out.unsqueeze(0), None
 
 
 def register() -> None:
