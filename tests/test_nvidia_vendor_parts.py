@@ -317,3 +317,21 @@ def test_compiled_sdpa_cudnn_applies_only_while_the_toolkit_prepares(monkeypatch
         assert seen == [True, False] and torch.backends.cuda.cudnn_sdp_enabled() is False
     finally:
         torch.backends.cuda.enable_cudnn_sdp(before)
+
+
+def test_expandable_segments_reach_the_caching_allocator_only_when_asked(monkeypatch):
+    import torch
+
+    from vendors.nvidia import NvidiaOptions, NvidiaVendor
+
+    calls = []
+    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", calls.append, raising=False)
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        vendor = NvidiaVendor()
+        vendor.configure(NvidiaOptions())
+        assert calls == []
+        vendor.configure(NvidiaOptions(expandable_segments=True))
+        assert calls == ["expandable_segments:True"]
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)

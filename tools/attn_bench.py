@@ -65,6 +65,10 @@ def make_backend(name: str, longest: int):
     if name == "flex":
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
+        # One static-shape kernel per pack length: at dynamo's default limit of 8 recompiles the rest would run
+        # flex's unfused fallback, which materializes the scores (the 2026-11-28 H200 log's flex row did).
+        limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 1024))
         flex = torch.compile(flex_attention, dynamic=False)
 
         def run(q, k, v, cu, segs):

@@ -30,6 +30,18 @@ class NvidiaOptions(InductorOptions):
         "null: same as sdpa_cudnn. Not yet measured on a full run (docs/results/README.md)",
         default=None,
     )
+    expandable_segments: bool = doc(
+        "CUDA caching allocator with expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True): "
+        "segments grow in place, so reserved memory stays near allocated when forwards change shape",
+        default=False,
+    )
+
+
+def set_allocator_settings(setting: str) -> None:
+    """The caching allocator's settings, applied to segments made from now on (torch >= 2.9 names the call
+    torch._C._accelerator_setAllocatorSettings; older ones torch.cuda.memory._set_allocator_settings)."""
+    fn = getattr(torch._C, "_accelerator_setAllocatorSettings", None)
+    (fn or torch.cuda.memory._set_allocator_settings)(setting)
 
 
 class NvidiaVendor:
@@ -42,6 +54,8 @@ class NvidiaVendor:
     def configure(self, options: NvidiaOptions) -> None:
         self.options = options
         torch.backends.cuda.enable_cudnn_sdp(options.sdpa_cudnn)
+        if options.expandable_segments:
+            set_allocator_settings("expandable_segments:True")
 
     def is_available(self) -> bool:
         return torch.cuda.is_available()
