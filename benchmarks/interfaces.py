@@ -128,8 +128,9 @@ class Toolkit(Protocol):
         ((n,) for one prompt; several when packing). The returned callable keeps the `ModelFn` contract
         (logits of position last_pos, on the device, predictions equal to the plain model's up to
         precision) and must not compile anything new when called later with any of those calls
-        (`benchmarks.toolkits.warmup_shapes` picks one call per distinct input shape). The timed pass calls it under torch.inference_mode with input tensors made
-        there: warm up the same way (compiled graphs guard on it). Synchronize the device before
+        (`benchmarks.toolkits.warmup_shapes` picks one call per distinct input shape). The timed pass calls
+        it under torch.inference_mode with input tensors made there: warm up the same way (compiled graphs
+        guard on it). Synchronize the device before
         returning, so queued warm-up work is not billed to the first timed prompt.
         """
         ...

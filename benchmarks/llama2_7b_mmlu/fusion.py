@@ -2,10 +2,9 @@
 
 Each layer's q, k and v weights are moved into one [q+k+v, hidden] tensor and the three Linear layers keep
 views of it (likewise gate and up), so memory does not grow (the old tensors are released layer by layer)
-and the eager model is unchanged. While
-torch.compile traces, the attention and MLP use the fused weights: one GEMM with N = 12,288 instead of
-three with N = 4,096, one with N = 22,016 instead of two with N = 11,008 (fewer launches, fewer partial
-waves of tiles). Each output element is still the same dot product; only the GEMM kernels' rounding may
+and the eager model is unchanged. While torch.compile traces, the attention and MLP use the fused weights:
+one GEMM with N = 12,288 instead of three with N = 4,096, one with N = 22,016 instead of two with
+N = 11,008 (fewer launches, fewer partial waves of tiles). Each output element is still the same dot product; only the GEMM kernels' rounding may
 differ. In a pack the fused attention also keeps q/k/v token-major ([T, heads, head_dim]) from the GEMM
 through rotary into the variable-length kernel (no [heads, T] transposes). In eager mode (the validation
 pass, a compile fallback) the original forwards run.
@@ -57,8 +56,7 @@ def _attention_forward(self: nn.Module, hidden_states: torch.Tensor, position_em
         cos, sin = (t[0, :, None, :] for t in position_embeddings)
         q, k = packing.apply_rotary(q, cos, sin), packing.apply_rotary(k, cos, sin)
         bound = kwargs["max_length_q"]
-        out = packing.varlen_attention(q, k, v, cu, cu, bound, bound, True, self.scaling,
-                                       kwargs.get("packed_kernel", "flash"))
+        out = packing.varlen_attention(q, k, v, cu, cu, bound, bound, True, self.scaling, kwargs["packed_kernel"])
         return self.o_proj(out.reshape(1, n, -1)), None
     input_shape = hidden_states.shape[:-1]
     hidden_shape = (*input_shape, -1, self.head_dim)

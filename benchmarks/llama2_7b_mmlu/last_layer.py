@@ -20,17 +20,18 @@ from . import packing
 
 
 def forward_scored_rows(body: nn.Module, input_ids: torch.Tensor, rows: torch.Tensor, position_ids: torch.Tensor,
-                        cu_seq_lens_q: torch.Tensor, max_length_q: Any, **kwargs: Any) -> torch.Tensor:
+                        cu_seq_lens_q: torch.Tensor, max_length_q: Any, packed_kernel: str,
+                        **kwargs: Any) -> torch.Tensor:
     """Hidden states [1, P, hidden] after the final norm at positions `rows` [P] of a pack."""
     hidden = body.embed_tokens(input_ids)
     position_embeddings = body.rotary_emb(hidden, position_ids)
     layers = body.layers[: body.config.num_hidden_layers]
     for layer in layers[:-1]:
         out = layer(hidden, attention_mask=None, position_ids=position_ids, position_embeddings=position_embeddings,
-                    cu_seq_lens_q=cu_seq_lens_q, max_length_q=max_length_q, **kwargs)
+                    cu_seq_lens_q=cu_seq_lens_q, max_length_q=max_length_q, packed_kernel=packed_kernel, **kwargs)
         hidden = out[0] if isinstance(out, tuple) else out  # transformers 4.x returns a tuple
     hidden = _scored_rows_layer(layers[-1], hidden, position_embeddings, cu_seq_lens_q, max_length_q, rows,
-                                kwargs.get("packed_kernel", "flash"))
+                                packed_kernel)
     return body.norm(hidden)
 
 

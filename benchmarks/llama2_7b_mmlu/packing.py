@@ -78,7 +78,7 @@ def _attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, 
     # transformers hands [1, heads, T, head_dim] and wants [1, T, heads, head_dim] back.
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
     n = kwargs["max_length_q"]
-    out = varlen_attention(q, k, v, cu, cu, n, n, True, scaling, kwargs.get("packed_kernel", "flash"))
+    out = varlen_attention(q, k, v, cu, cu, n, n, True, scaling, kwargs["packed_kernel"])
     return out.unsqueeze(0), None
 
 
