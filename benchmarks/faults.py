@@ -50,7 +50,8 @@ def memory_figures(device: torch.device) -> str:
         return f"memory figures unavailable ({type(exc).__name__})"
 
 
-def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None, pack_tokens: int = 0) -> list[str]:
+def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None, pack_tokens: int = 0,
+          fuse_projections: bool = False) -> list[str]:
     """The settings that lower memory, for this run's config."""
     out = []
     if pack_tokens > 0:
@@ -61,7 +62,8 @@ def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None, p
     if pad_multiple > 1:
         out.append(f"--set pad_multiple=0 (prompts are padded to multiples of {pad_multiple} tokens)")
     if compiler != "none":
-        out.append("--set compiler=none (compiled graphs and CUDA graphs hold extra memory)")
+        fuse = " --set fuse_projections=false" if fuse_projections else ""  # the config refuses fusion uncompiled
+        out.append(f"--set compiler=none{fuse} (compiled graphs and CUDA graphs hold extra memory)")
     if limit is None:
         out.append("--limit N to measure fewer questions")
     out.append("a device with more free memory (prompts go up to the reference's 2048 tokens; stop other "

@@ -260,7 +260,8 @@ class Run:
         else:
             phase, tokens = f"the phase after '{last}'", None
         hints = faults.knobs(cfg.effective_precision, cfg.compiler,
-                             getattr(self.req.config.vendor, "pad_multiple", 0) or 0, self.req.limit, cfg.pack_tokens)
+                             getattr(self.req.config.vendor, "pad_multiple", 0) or 0, self.req.limit, cfg.pack_tokens,
+                             cfg.fuse_projections)
         return faults.describe(exc, phase, tokens, self.req.vendor.device(), hints)
 
     def _stream(self, name: str) -> Callable[[int, list[int]], None]:

@@ -118,11 +118,30 @@ def test_shipped_nvidia_values(shipped: Path) -> None:
     assert cfg.vendor.dynamo_mode == raw["dynamo_mode"] == "default"
     assert cfg.vendor.dynamo_dynamic is raw["dynamo_dynamic"] is True
     assert cfg.vendor.pad_multiple == raw["pad_multiple"] == 128
-    assert cfg.run.pack_tokens == raw["pack_tokens"] == 8192  # a harness key the vendor YAML switches on
-    for key in ("dynamo_mode", "dynamo_dynamic", "pad_multiple", "pack_tokens"):
+    # harness keys the vendor YAML switches on: the named optimizations measured fastest within 16 GiB
+    assert cfg.run.pack_tokens == raw["pack_tokens"] == 12288
+    assert cfg.run.prune_last_layer is raw["prune_last_layer"] is True
+    assert cfg.run.fuse_projections is raw["fuse_projections"] is True
+    assert cfg.vendor.expandable_segments is raw["expandable_segments"] is True
+    for key in ("dynamo_mode", "dynamo_dynamic", "pad_multiple", "pack_tokens", "fuse_projections",
+                "expandable_segments"):
         assert cfg.sources[key] == p["vendor"], key
     assert cfg.run.compiler == "inductor" and cfg.sources["compiler"] == p["conf"]
     assert cfg.run.fp16 is True and cfg.run.effective_precision == "fp16"
+
+
+def test_out_of_memory_knobs_for_the_shipped_nvidia_config_load(shipped: Path) -> None:
+    """Each setting an out-of-memory error suggests must be accepted as given (fusion needs a compiler)."""
+    from benchmarks.faults import knobs
+
+    cfg = load(shipped, "nvidia", ["fp16=false"])
+    hints = knobs(cfg.run.effective_precision, cfg.run.compiler, cfg.vendor.pad_multiple, None, cfg.run.pack_tokens,
+                  cfg.run.fuse_projections)
+    sets = [h.split(" (")[0] for h in hints if h.startswith("--set ")]
+    assert "--set compiler=none --set fuse_projections=false" in sets and len(sets) == 4, sets
+    for knob in sets:
+        overrides = ["fp16=false"] + [part for part in knob.split("--set ") if part.strip()]
+        assert load(shipped, "nvidia", [o.strip() for o in overrides]).run is not None, knob
 
 
 def test_missing_vendor_file_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -355,7 +374,7 @@ def _types(cls: type) -> dict:
 def test_set_overrides_every_file(shipped: Path) -> None:
     cfg = load(shipped, "nvidia", ["precision=bf16", "tf32=false", "flops=2*7e9", "pad_multiple=32",
                                    "inductor_options={a: 1}", "dynamo_mode=null", "few_shots=3",
-                                   "compiler=none", "peak_flops=1e12"])
+                                   "compiler=none", "fuse_projections=false", "peak_flops=1e12"])
     assert cfg.run.precision == "bf16" and cfg.run.effective_precision == "bf16"
     assert cfg.run.tf32 is False
     assert cfg.run.flops == "2*7e9"

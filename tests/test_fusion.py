@@ -93,4 +93,5 @@ def test_fuse_projections_needs_a_compiler(smoke_cache, tmp_path) -> None:
     run = run_smoke(smoke_cache, tmp_path / "bad", "--set", "fuse_projections=true")
     assert run.code == 2
     assert run.err.strip().splitlines()[-1].endswith(
-        "config key 'fuse_projections': got True; expected false with compiler 'none' (it changes compiled graphs only)")
+        "config key 'fuse_projections': got True; expected false with compiler 'none' (it changes compiled graphs "
+        "only): add --set fuse_projections=false")
