@@ -96,7 +96,8 @@ class RunConfig:
         if self.repeat != 1:
             _bad("repeat", self.repeat, "1 (use --repeat N on the command line for repeated runs)")
         if self.fuse_projections and self.compiler == "none":
-            _bad("fuse_projections", True, "false with compiler 'none' (it changes compiled graphs only): add --set fuse_projections=false")
+            _bad("fuse_projections", True,
+                 "false with compiler 'none' (it changes compiled graphs only): add --set fuse_projections=false")
         if self.pack_tokens < 0:
             _bad("pack_tokens", self.pack_tokens, "0 (one prompt per forward) or a positive token budget, e.g. 4096")
         if self.packed_attention not in PACKED_ATTENTION_KERNELS:

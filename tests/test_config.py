@@ -141,7 +141,7 @@ def test_out_of_memory_knobs_for_the_shipped_nvidia_config_load(shipped: Path) -
     assert "--set compiler=none --set fuse_projections=false" in sets and len(sets) == 4, sets
     for knob in sets:
         overrides = ["fp16=false"] + [part for part in knob.split("--set ") if part.strip()]
-        assert load(shipped, "nvidia", [o.strip() for o in overrides]).run is not None, knob
+        load(shipped, "nvidia", [o.strip() for o in overrides])  # a refused knob raises BenchmarkError
 
 
 def test_missing_vendor_file_is_an_error_naming_it(tmp_path: Path) -> None:
