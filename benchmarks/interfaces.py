@@ -130,8 +130,8 @@ class Toolkit(Protocol):
         precision) and must not compile anything new when called later with any of those calls
         (`benchmarks.toolkits.warmup_shapes` picks one call per distinct input shape). The timed pass calls
         it under torch.inference_mode with input tensors made there: warm up the same way (compiled graphs
-        guard on it). Synchronize the device before
-        returning, so queued warm-up work is not billed to the first timed prompt.
+        guard on it). Synchronize the device before returning, so queued warm-up work is not billed to
+        the first timed prompt.
         """
         ...
 

@@ -175,7 +175,7 @@ class Run:
             nonfinite_questions={"validation": self.val.nonfinite_questions if self.val else None,
                                  "inference": self.infer.nonfinite_questions},
         )
-        self.result["verdict"] = self._verdict(m, report.recompiles, compile_fallback, peak)
+        self.result["verdict"] = self._verdict(m, report.recompiles, compile_fallback, peak, self.result["packing"])
         _outputs.enrich(self.result, req.case, self.samples, self.val, self.infer)
         _outputs.write_run_files(req.output_dir, self.result)
         return self.result
@@ -321,7 +321,9 @@ class Run:
             "config_sha256": reproducibility.config_sha256(req.config.as_dict()),
         }
 
-    def _verdict(self, m: _metrics.Metrics, recompiles: int, fallback: str | None, peak: PeakFlops) -> dict[str, Any]:
+    def _verdict(self, m: _metrics.Metrics, recompiles: int, fallback: str | None, peak: PeakFlops,
+                 packing: dict[str, Any] | None) -> dict[str, Any]:
+        """VALID or INVALID with the reasons, and notes; `packing` is the result's `packing` (`_packing()`)."""
         reasons, notes = [], []
         if self.req.smoke:
             reasons.append("smoke run on a tiny generated model and data")
@@ -342,7 +344,6 @@ class Run:
             for name, count in run["predictions_differ"].items():
                 if count:
                     notes.append(f"repeat run {run['run']}: {count} {name} prediction(s) differ from run 1")
-        packing = self._packing()
         if packing and packing["same_predictions_as_validation"] is None:
             notes.append(f"pack_tokens={packing['pack_tokens']}: predictions not compared with batch 1 (no validation pass)")
         elif packing:

@@ -29,7 +29,7 @@ def metrics(acc: float) -> Metrics:
 
 @pytest.mark.parametrize("acc, valid", [(0.458, True), (0.4675, True), (0.47, False), (0.30, False)])
 def test_real_weights_accuracy_must_match_the_reference(tmp_path, acc, valid):
-    verdict = make_run(tmp_path)._verdict(metrics(acc), 0, None, PeakFlops(312e12, "table"))
+    verdict = make_run(tmp_path)._verdict(metrics(acc), 0, None, PeakFlops(312e12, "table"), None)
     assert (verdict["status"] == "VALID") is valid
     assert verdict["accuracy_meaningful"] is True
     if not valid:
@@ -37,14 +37,14 @@ def test_real_weights_accuracy_must_match_the_reference(tmp_path, acc, valid):
 
 
 def test_synthetic_weights_skip_the_accuracy_check_and_say_so(tmp_path):
-    verdict = make_run(tmp_path, ["synthetic_weights=true"])._verdict(metrics(0.0), 0, None, PeakFlops(1.0, "t"))
+    verdict = make_run(tmp_path, ["synthetic_weights=true"])._verdict(metrics(0.0), 0, None, PeakFlops(1.0, "t"), None)
     assert verdict["status"] == "VALID" and verdict["accuracy_meaningful"] is False
     assert any("not meaningful" in n for n in verdict["notes"])
 
 
 def test_each_invalidating_condition_is_a_reason(tmp_path):
     run = make_run(tmp_path, ["synthetic_weights=true"], limit=3, smoke=True)
-    verdict = run._verdict(metrics(0.0), 2, "RuntimeError: boom", PeakFlops(None, "unknown device"))
+    verdict = run._verdict(metrics(0.0), 2, "RuntimeError: boom", PeakFlops(None, "unknown device"), None)
     text = " | ".join(verdict["reasons"])
     assert verdict["status"] == "INVALID"
     for part in ("smoke", "--limit 3", "2 recompilation", "toolkit failed", "boom"):
@@ -75,7 +75,7 @@ def test_packing_must_keep_batch_one_predictions_with_real_weights(tmp_path, dif
     packing = run._packing()
     assert packing["same_predictions_as_validation"] == (2000 - differ) / 2000
     assert packing["forwards"] == 200 and packing["prompts_per_forward"] == 10 and packing["tokens_per_forward"] == 100
-    verdict = run._verdict(metrics(0.458), 0, None, PeakFlops(312e12, "table"))
+    verdict = run._verdict(metrics(0.458), 0, None, PeakFlops(312e12, "table"), packing)
     assert (verdict["status"] == "VALID") is valid, verdict
     if not valid:
         assert verdict["reasons"] == ["pack_tokens=4096: 99.85% of inference predictions equal the validation "
@@ -84,10 +84,11 @@ def test_packing_must_keep_batch_one_predictions_with_real_weights(tmp_path, dif
 
 def test_packing_bar_is_a_note_with_random_weights_or_without_validation(tmp_path):
     run = packed_run(tmp_path, ["synthetic_weights=true"], [1] * 100, [2] * 5 + [1] * 95)
-    verdict = run._verdict(metrics(0.0), 0, None, PeakFlops(1.0, "t"))
+    verdict = run._verdict(metrics(0.0), 0, None, PeakFlops(1.0, "t"), run._packing())
     assert verdict["status"] == "VALID"
     assert any(n.startswith("pack_tokens=4096: 95.00%") and "not enforced" in n for n in verdict["notes"])
     run = packed_run(tmp_path, ["no_validation=true"], None, [1] * 100)
-    verdict = run._verdict(metrics(0.458), 0, None, PeakFlops(1.0, "t"))
-    assert run._packing()["same_predictions_as_validation"] is None
+    packing = run._packing()
+    verdict = run._verdict(metrics(0.458), 0, None, PeakFlops(1.0, "t"), packing)
+    assert packing["same_predictions_as_validation"] is None
     assert any("not compared with batch 1 (no validation pass)" in n for n in verdict["notes"])

@@ -4,10 +4,10 @@ Each layer's q, k and v weights are moved into one [q+k+v, hidden] tensor and th
 views of it (likewise gate and up), so memory does not grow (the old tensors are released layer by layer)
 and the eager model is unchanged. While torch.compile traces, the attention and MLP use the fused weights:
 one GEMM with N = 12,288 instead of three with N = 4,096, one with N = 22,016 instead of two with
-N = 11,008 (fewer launches, fewer partial waves of tiles). Each output element is still the same dot product; only the GEMM kernels' rounding may
-differ. In a pack the fused attention also keeps q/k/v token-major ([T, heads, head_dim]) from the GEMM
-through rotary into the variable-length kernel (no [heads, T] transposes). In eager mode (the validation
-pass, a compile fallback) the original forwards run.
+N = 11,008 (fewer launches, fewer partial waves of tiles). Each output element is still the same dot
+product; only the GEMM kernels' rounding may differ. In a pack the fused attention also keeps q/k/v
+token-major ([T, heads, head_dim]) from the GEMM through rotary into the variable-length kernel (no
+[heads, T] transposes). In eager mode (the validation pass, a compile fallback) the original forwards run.
 """
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def fuse_projections(body: nn.Module) -> None:
         if type(attn) in _SUBCLASSES.values():  # fused already
             continue
         # Buffers (not plain attributes) so torch.compile lifts them like the parameters they alias.
-        for module, prefix, names in ((attn, "qkv", ("q_proj", "k_proj", "v_proj")), (mlp, "gate_up", ("gate_proj", "up_proj"))):
+        for module, prefix, names in ((attn, "qkv", ("q_proj", "k_proj", "v_proj")),
+                                      (mlp, "gate_up", ("gate_proj", "up_proj"))):
             weight, bias = _share(module, names)
             module.register_buffer(f"{prefix}_weight", weight, persistent=False)
             module.register_buffer(f"{prefix}_bias", bias, persistent=False)

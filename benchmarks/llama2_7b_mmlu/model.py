@@ -13,6 +13,7 @@ import torch
 import transformers
 from torch import nn
 
+from ..config import PACKED_ATTENTION_KERNELS
 from ..errors import BenchmarkError, one_line
 from ..interfaces import DTYPES
 from . import fusion, last_layer, packing
@@ -60,10 +61,10 @@ class LastTokenLM(nn.Module):
         """Switches attention to the packing-aware implementation (one-prompt calls stay on SDPA).
         max_prompt_tokens: no prompt of any pack is longer (padding comes as prompts no longer than that);
         flash attention then launches tiles for that length instead of the whole pack's. None: the pack's
-        length. kernel: packed attention of fp16/bf16 on CUDA, one of packing.KERNELS."""
-        if kernel not in packing.KERNELS:
+        length. kernel: packed attention of fp16/bf16 on CUDA, one of PACKED_ATTENTION_KERNELS."""
+        if kernel not in PACKED_ATTENTION_KERNELS:
             raise BenchmarkError(f"config key 'packed_attention': {kernel!r} is not a packed attention kernel; "
-                                 f"expected one of {', '.join(packing.KERNELS)}")
+                                 f"expected one of {', '.join(PACKED_ATTENTION_KERNELS)}")
         weight = self.lm_head.weight
         if kernel == "cudnn" and not (weight.is_cuda and weight.dtype in (torch.float16, torch.bfloat16)):
             raise BenchmarkError(f"config key 'packed_attention': cudnn runs fp16/bf16 on CUDA devices, this model is "

@@ -16,13 +16,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..config import PACKED_ATTENTION_KERNELS
 from ..errors import BenchmarkError
 
 ATTN_NAME = "llama_bench_packed_sdpa"
-# Kernels of fp16/bf16 packs on CUDA (run key `packed_attention`): flash attention 2's variable-length form,
-# or cuDNN's ragged SDPA. fp32 and other devices have one path each.
-KERNELS = PACKED_ATTENTION_KERNELS
 
 
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
@@ -31,7 +27,8 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: to
     (cu_q, cu_k: int32 [P+1] bounds). causal: q and k blocks are the same tokens, each sees itself and
     earlier ones. max_q / max_k bound the longest block: flash attention launches ceil(max_q / 128) tiles
     per block and head, so a tight bound saves empty tiles but a low one would leave rows unwritten.
-    kernel: one of KERNELS, for fp16/bf16 on CUDA."""
+    kernel: one of config.PACKED_ATTENTION_KERNELS (run key `packed_attention`), for fp16/bf16 on CUDA: flash
+    attention 2's variable-length form or cuDNN's ragged SDPA; fp32 and other devices have one path each."""
     if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and kernel == "cudnn":
         return torch.ops.aten._cudnn_attention_forward(
             q, k, v, None, cu_q, cu_k, max_q, max_k, False, 0.0, causal, False, scale=scale)[0]

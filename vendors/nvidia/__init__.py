@@ -32,7 +32,7 @@ class NvidiaOptions(InductorOptions):
     )
     expandable_segments: bool = doc(
         "CUDA caching allocator with expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True): "
-        "segments grow in place, so reserved memory stays near allocated when forwards change shape",
+        "segments grow in place, so less memory is reserved beyond what is allocated when forwards change shape",
         default=False,
     )
 
