@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(run_benchmark.py SUBCOMMAND --help)")
     p.add_argument("--case", default="llama2_7b_mmlu", help="case name (default: llama2_7b_mmlu)")
     p.add_argument("--vendor", default=None, help="vendor name (default: nvidia when CUDA is present, else cpu)")
-    p.add_argument("--data_dir", type=Path, default=Path("data"), help="folder holding weight_dir and mmlu_dir")
+    p.add_argument("--data_dir", type=Path, default=Path("data"), help="folder holding the data the case reads (llama2_7b_mmlu: weight_dir and mmlu_dir)")
     p.add_argument("--output_dir", type=Path, default=None, help="default: outputs/<case>/<timestamp>/")
     p.add_argument("--config_dir", type=Path, default=REPO_ROOT / "configs", help=argparse.SUPPRESS)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -113,13 +113,12 @@ def _one_line(exc: BaseException, limit: int = 1000) -> str:
 
 
 def run(argv: list[str]) -> int:
-    from .config import load_config
-    from .registry import default_vendor, get_case, get_toolkit, get_vendor, vendor_home
-    from .outputs import after_run, check_gate_inputs
+    from .config import check_optimizations, load_config
     from .progress import make_progress
+    from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_home
+    from .reporting.subcommands import dispatch
+    from .reporting.summary import after_run, check_gate_inputs
     from .runner import Run, RunRequest
-    from .results import TABLE_HEADER, table_row
-    from .subcommands import dispatch
 
     code = dispatch(argv)  # compare-results / compare-predictions / plot
     if code is not None:
@@ -132,12 +131,13 @@ def run(argv: list[str]) -> int:
     case = get_case(args.case)
     vendor_name = args.vendor or default_vendor(smoke=args.smoke)
     vendor = get_vendor(vendor_name)
-    config = load_config(args.config_dir, args.case, vendor_name, case.Params, vendor.Options, args.overrides,
-                         vendor_home=vendor_home(vendor_name))
+    config = load_config(case_config_root(args.case, args.config_dir), case, vendor_name, vendor.Options,
+                         args.overrides, vendor_home=vendor_home(vendor_name))
     vendor.configure(config.vendor)
     if not vendor.is_available():
         raise BenchmarkError(f"vendor '{vendor_name}' finds no usable device on this machine; "
                              "choose another --vendor (or run where its device is)")
+    check_optimizations(case.optimizations, config, vendor)  # e.g. a kernel the vendor lacks at this precision
     get_toolkit(vendor, config.run.compiler, config.vendor)  # an unknown toolkit fails before any output
     if args.smoke:
         data_dir = case.smoke_data()
@@ -160,26 +160,17 @@ def run(argv: list[str]) -> int:
     try:
         result = run_.execute()
     except (KeyboardInterrupt, Exception) as exc:
-        if run_.result:
-            run_.result["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            run_.result["error"] = f"{type(exc).__name__}: {one_line(exc, 1000)}"
-            run_.result["phases_s"] = dict(run_.spans.seconds)
+        if run_.result is not None:
+            run_.result.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            run_.result.error = f"{type(exc).__name__}: {one_line(exc, 1000)}"
+            run_.result.phases_s = dict(run_.spans.seconds)
             _save_shielded(run_)
-            _log_file_only(logging.ERROR, "run %s: %s", run_.result["status"], run_.result["error"])
-            exc.add_note(f"status {run_.result['status']} recorded in {output_dir / 'result.json'}")
+            _log_file_only(logging.ERROR, "run %s: %s", run_.result.status, run_.result.error)
+            exc.add_note(f"status {run_.result.status} recorded in {output_dir / 'result.json'}")
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(f"\n{TABLE_HEADER}\n{table_row(result)}\n")
-    print(f"verdict: {result['verdict']['status']}" + "".join(f"\n  - {r}" for r in result["verdict"]["reasons"]))
-    for note in result["verdict"]["notes"]:
-        print(f"  note: {note}")
-    for key, s in ((result.get("repeat") or {}).get("spread") or {}).items():
-        if s:
-            cv = "n/a" if s["cv"] is None else f"{100 * s['cv']:.1f}%"
-            print(f"repeat x{result['repeat']['completed']} {key}: median {s['median']:.1f} "
-                  f"(min {s['min']:.1f}, max {s['max']:.1f}, CV {cv})")
-    return after_run(result, output_dir, baseline, args.history)  # gate, history, files; exit 0 or 1
+    return after_run(result, output_dir, baseline, args.history)  # table, gate, history, files; exit 0 or 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,13 +3,15 @@
 configs/<case>/configurations.yaml  harness keys (`RunConfig`)
 configs/<case>/parameters.yaml      case keys (the case's `Params` dataclass)
 configs/<case>/vendor_config/<vendor>_configurations.yaml
-                                    overrides of harness keys + the vendor's own keys (its `Options`);
+                                    overrides of harness keys, the keys of the case's named optimizations
+                                    (each `Optimization.Options`) and the vendor's own keys (its `Options`);
                                     when it is missing, the copy the vendor ships in its own folder,
                                     <vendor folder>/configs/<case>/<vendor>_configurations.yaml, is used
+A case registered from outside the repository may ship its configs/<case>/ folder beside its code.
 Rules: a key in both configurations and parameters is an error; a vendor key overrides a configurations key,
 and setting it to the value it already has is an error ("redundant"); a vendor may not set case parameters
 or `flops` (they define what is measured); then `--set key=value` overrides anything. Every key is declared
-in one of the three dataclasses with a type; unknown keys, wrong types and missing required keys are errors
+in one of the dataclasses (harness, case, optimizations, vendor) with a type; unknown keys, wrong types and missing required keys are errors
 naming the key and the file.
 """
 from __future__ import annotations
@@ -25,10 +27,7 @@ import yaml
 
 from .errors import BenchmarkError, one_line
 from .flops import parse_flops
-from .interfaces import PRECISIONS
-
-# Packed attention kernels a case model may offer (fp16/bf16 on CUDA); the llama2_7b_mmlu model offers both.
-PACKED_ATTENTION_KERNELS = ("flash", "cudnn")
+from .interfaces import PRECISIONS, yaml_text
 
 
 def doc(text: str, **kw: Any) -> Any:
@@ -66,44 +65,11 @@ class RunConfig:
         "if the toolkit fails to compile, run the inference pass on the plain model (the result says so)",
         default=False,
     )
-    pack_tokens: int = doc(
-        "named optimization for the inference pass (a vendor YAML switches it on): score consecutive prompts "
-        "packed back to back in one forward of at most this many tokens, each attending only to itself with "
-        "its own positions (batch-1 semantics, other GEMM shapes); 0: one prompt per forward (the reference)",
-        default=0,
-    )
-
-    fuse_projections: bool = doc(
-        "named optimization for the compiled inference pass: q/k/v and gate/up projections as one GEMM each "
-        "(weights shared with the plain model, no extra memory; eager passes unchanged)",
-        default=False,
-    )
-    prune_last_layer: bool = doc(
-        "named optimization of packs (no effect with pack_tokens 0): in a pack, the last decoder layer computes "
-        "queries, attention output and MLP only for the scored rows (keys/values for all rows), the same "
-        "arithmetic for every scored logit with 1/32 less GEMM work",
-        default=False,
-    )
-    packed_attention: str = doc(
-        "attention kernel of packs at fp16/bf16 on CUDA (no effect with pack_tokens 0; fp32 and other devices have "
-        "one kernel each): 'flash' (flash attention 2, variable length) or 'cudnn' (cuDNN's ragged SDPA)",
-        default="flash",
-    )
-
     def __post_init__(self) -> None:
         if self.batch_size != 1:
             _bad("batch_size", self.batch_size, "1 (batch-1 semantics; batching is a vendor optimization)")
         if self.repeat != 1:
             _bad("repeat", self.repeat, "1 (use --repeat N on the command line for repeated runs)")
-        if self.fuse_projections and self.compiler == "none":
-            _bad("fuse_projections", True,
-                 "false with compiler 'none' (it changes compiled graphs only): add --set fuse_projections=false")
-        if self.pack_tokens < 0:
-            _bad("pack_tokens", self.pack_tokens, "0 (one prompt per forward) or a positive token budget, e.g. 4096")
-        if self.packed_attention not in PACKED_ATTENTION_KERNELS:
-            _bad("packed_attention", self.packed_attention, "one of " + ", ".join(PACKED_ATTENTION_KERNELS))
-        if self.packed_attention == "cudnn" and self.effective_precision == "fp32":
-            _bad("packed_attention", "cudnn", "flash at fp32 (cuDNN's ragged attention has fp16/bf16 kernels only)")
         if self.log_freq < 1:
             _bad("log_freq", self.log_freq, "a positive integer")
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -133,10 +99,12 @@ class Config:
     case: Any
     vendor: Any
     sources: Mapping[str, str]
+    # optimization name -> its Options instance, for every optimization the case declares (on or off)
+    optimizations: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for part in (self.run, self.case, self.vendor):
+        for part in (self.run, self.case, *self.optimizations.values(), self.vendor):
             out.update(dataclasses.asdict(part))
         return out
 
@@ -310,20 +278,23 @@ def vendor_yaml_path(config_root: Path, case_name: str, vendor_name: str, vendor
 
 def load_config(
     config_root: Path,
-    case_name: str,
+    case: Any,
     vendor_name: str,
-    case_params: type,
     vendor_options: type,
     overrides: list[str] = (),
     vendor_home: Path | None = None,
 ) -> Config:
+    """The merged config of `case` (a benchmarks.interfaces.Case) for vendor `vendor_name`."""
+    case_name = case.name
     case_dir = config_root / case_name
     conf_path = case_dir / "configurations.yaml"
     params_path = case_dir / "parameters.yaml"
     vendor_path = vendor_yaml_path(config_root, case_name, vendor_name, vendor_home)
     conf, params, vend = read_yaml(conf_path), read_yaml(params_path), read_yaml(vendor_path)
 
-    groups = {"run": fields_of(RunConfig), "case": fields_of(case_params), "vendor": fields_of(vendor_options)}
+    opt_groups = {f"opt:{o.name}": o.Options for o in case.optimizations}
+    classes = {"run": RunConfig, "case": case.Params, **opt_groups, "vendor": vendor_options}
+    groups = {group: fields_of(cls) for group, cls in classes.items()}
     owner: dict[str, str] = {}
     for group, fields in groups.items():
         for key in fields:
@@ -332,12 +303,17 @@ def load_config(
     types_by_key = {k: tp for fields in groups.values() for k, (tp, _) in fields.items()}
 
     # Each file holds its own kind of key, and every value is type-checked where it is written, so a
-    # wrong value that a later file overrides is still reported.
+    # wrong value that a later file overrides is still reported. Optimization keys are settings of the
+    # inference pass, like harness keys: configurations.yaml or a vendor YAML may set them.
+    def home_of(group: str) -> str:
+        return "run" if group.startswith("opt:") else group
+
     allowed = {conf_path: ("run",), params_path: ("case",), vendor_path: ("run", "vendor")}
     for path, data in ((conf_path, conf), (params_path, params), (vendor_path, vend)):
         for key, value in data.items():
-            if key in owner and owner[key] not in allowed[path] and not (path == vendor_path and owner[key] == "case"):
-                home = {"run": conf_path, "case": params_path, "vendor": vendor_path}[owner[key]]
+            group = home_of(owner[key]) if key in owner else None
+            if group is not None and group not in allowed[path] and not (path == vendor_path and group == "case"):
+                home = {"run": conf_path, "case": params_path, "vendor": vendor_path}[group]
                 raise BenchmarkError(f"{path}: key '{key}' belongs in {home}; move it there")
             if key in owner and not _check_type(_yaml11_float(value, types_by_key[key]), types_by_key[key]):
                 raise BenchmarkError(
@@ -371,9 +347,32 @@ def load_config(
         sources[key] = "--set"
     parts = {}
     homes = {"run": str(conf_path), "case": str(params_path), "vendor": str(vendor_path)}
-    for group, cls in (("run", RunConfig), ("case", case_params), ("vendor", vendor_options)):
-        parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources, homes[group])
-    return Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources))
+    for group, cls in classes.items():
+        parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources,
+                             homes[home_of(group)])
+    config = Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources),
+                    optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations})
+    check_optimizations(case.optimizations, config)
+    return config
+
+
+def check_optimizations(declared: Any, config: Config, vendor: Any = None) -> None:
+    """The rules the active optimizations declare (needs a compiler; their own cross-key checks, with the
+    vendor once it is configured), errors naming the file the key came from."""
+    for opt in declared:
+        options = config.optimizations[opt.name]
+        if not opt.is_on(options):
+            continue
+        key = dataclasses.fields(opt.Options)[0].name
+        where = f"{config.sources.get(key, 'config')}: "
+        if opt.needs_compiler and config.run.compiler == "none":
+            off = yaml_text(dataclasses.fields(opt.Options)[0].default)
+            raise BenchmarkError(f"{where}config key '{key}': got {getattr(options, key)!r}; expected {off} with "
+                                 f"compiler 'none' (it changes compiled graphs only): add {opt.off_setting()}")
+        try:
+            opt.check(options, config.run, vendor)
+        except BenchmarkError as exc:
+            raise BenchmarkError(f"{_first_source(str(exc), config.sources)}{exc}") from None
 
 
 @dataclass(frozen=True)

@@ -50,25 +50,36 @@ def memory_figures(device: torch.device) -> str:
         return f"memory figures unavailable ({type(exc).__name__})"
 
 
-def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None, pack_tokens: int = 0,
-          fuse_projections: bool = False) -> list[str]:
-    """The settings that lower memory, for this run's config."""
-    out = []
-    if pack_tokens > 0:
-        out.append(f"--set pack_tokens={pack_tokens // 2} (or 0: one prompt per forward; packs hold up to "
-                   f"{pack_tokens} tokens)")
+def knobs(precision: str, compiler: str, pad_multiple: int, limit: int | None, longest_prompt: int | None,
+          optimization_hints: Sequence[str] = (), compiler_offs: Sequence[str] = ()) -> list[str]:
+    """The settings that lower memory, for this run's config. optimization_hints: those of the active
+    optimizations; compiler_offs: the --set switches that must go with compiler none."""
+    out = list(optimization_hints)
     if precision == "fp32":
         out.append("--set precision=bf16 (or fp16) halves weights and activations")
     if pad_multiple > 1:
         out.append(f"--set pad_multiple=0 (prompts are padded to multiples of {pad_multiple} tokens)")
     if compiler != "none":
-        fuse = " --set fuse_projections=false" if fuse_projections else ""  # the config refuses fusion uncompiled
-        out.append(f"--set compiler=none{fuse} (compiled graphs and CUDA graphs hold extra memory)")
+        offs = "".join(f" {s}" for s in compiler_offs)  # the config refuses these without a compiler
+        out.append(f"--set compiler=none{offs} (compiled graphs and CUDA graphs hold extra memory)")
     if limit is None:
         out.append("--limit N to measure fewer questions")
-    out.append("a device with more free memory (prompts go up to the reference's 2048 tokens; stop other "
-               "processes on the device)")
+    longest = f"the longest prompt has {longest_prompt} tokens; " if longest_prompt else ""
+    out.append(f"a device with more free memory ({longest}stop other processes on the device)")
     return out
+
+
+def phase_of(phases_done: Sequence[str], validation: bool, compiler: str) -> tuple[str, bool]:
+    """Where an out-of-memory error outside the pass loop happened (the loop names its own question): the
+    phase after the last one done, and whether it ran the longest prompt."""
+    last = phases_done[-1] if phases_done else None
+    if last is None:
+        return "init (loading the model onto the device)", False
+    if last == "init" and validation:
+        return "the warm-up on the longest prompt before the validation pass", True
+    if last in ("init", "validation"):
+        return f"the compile and warm-up of toolkit '{compiler}' (longest prompt first)", True
+    return f"the phase after '{last}'", False
 
 
 def _torch_summary(exc: BaseException) -> str:

@@ -1,46 +1,75 @@
 """The contracts between the harness, the cases and the vendors.
 
+A *case* is one object implementing `Case`: what is measured. It owns its parameters (parameters.yaml),
+its data (a `Workload` of tokenized `Sample`s with labels), its model (a `ModelFn` module built on the
+vendor's device), and its named optimizations (`Optimization`s the harness switches on between the
+validation and the inference pass). Cases are registered by name in `benchmarks.registry`.
+
 A *vendor* is one object implementing `Vendor`: where tensors live, how to wait for the device, how to
 measure its memory, its peak FLOP/s, and which toolkits (compilers/runtimes) it offers. A *toolkit* is one
 class implementing `Toolkit`: it takes the case's plain model callable and returns an adapted callable with
 the same contract, after compiling and warming it up.
 
-The harness only talks to these Protocols and never branches on a vendor's name. Vendors are found by the
-registry (`benchmarks.registry`): a folder `vendors/<name>/` (or one in $LLAMA_BENCH_VENDOR_PATH) whose
-`__init__.py` defines `VENDOR`, or an installed package that declares an entry point in the group
-`llama_bench.vendors`. Each vendor also needs its YAML, `configs/<case>/vendor_config/<name>_configurations.yaml`
-or, shipped with the vendor, `<vendor folder>/configs/<case>/<name>_configurations.yaml`.
+The harness only talks to these Protocols and never branches on a case's, vendor's or optimization's name.
+Vendors are found by the registry (`benchmarks.registry`): a folder `vendors/<name>/` (or one in
+$LLAMA_BENCH_VENDOR_PATH) whose `__init__.py` defines `VENDOR`, or an installed package that declares an
+entry point in the group `llama_bench.vendors`. Each vendor also needs its YAML,
+`configs/<case>/vendor_config/<name>_configurations.yaml` or, shipped with the vendor,
+`<vendor folder>/configs/<case>/<name>_configurations.yaml`.
 
 The order of calls in one run (benchmarks/cli.py, benchmarks/runner.py):
-  registry: get_vendor(name) -> VENDOR (its members are checked against `VENDOR_MEMBERS`)
-  cli:      load_config(..., vendor.Options) -> vendor.configure(options) -> vendor.is_available()
+  registry: get_case(name) -> CASE, get_vendor(name) -> VENDOR (members checked against CASE_MEMBERS,
+            VENDOR_MEMBERS)
+  cli:      load_config(..., case, vendor.Options) -> vendor.configure(options) -> vendor.is_available()
+            -> case.check_data(params, data_dir) (or case.smoke_data())
   runner:   vendor.supports(precision) -> toolkit = vendor.toolkits()[compiler](options, vendor)
             -> vendor.device_name(), vendor.environment() (result header)
-            -> with vendor.memory_monitor(): build the model on vendor.device(); validation pass;
-               toolkit.prepare(model, calls) (timed as compile); inference pass
-               (vendor.synchronize() around every timed forward)
+            -> with vendor.memory_monitor(): case.load_workload(); case.build_model() on vendor.device();
+               validation pass; each active optimization's apply(model, ...); toolkit.prepare(model, calls)
+               (timed as compile); inference pass (vendor.synchronize() around every timed forward)
             -> toolkit.report(), vendor.peak_flops(precision, tf32), monitor.report()
-Any vendor must pass `pytest tests/contract --vendor <name>`; docs/adding_a_vendor.md is the walk-through.
+Any vendor must pass `pytest tests/contract --vendor <name>`, any case `pytest tests/contract --case <name>`;
+docs/adding_a_vendor.md and docs/adding_a_case.md are the walk-throughs.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # the contracts name torch types; importing them must not cost a torch import
+    import torch
 
 PRECISIONS = ("fp16", "bf16", "fp32")
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def torch_dtype(precision: str) -> "torch.dtype":
+    """The torch dtype of a precision name (one of PRECISIONS)."""
+    import torch
+
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+
 
 # The model callable of a case: (input_ids [B, L] int64, last_pos [B] int64) -> logits [B, vocab].
 # Row b's logits are those of position last_pos[b]. The model is causal, so token ids to the right of
 # last_pos (padding) do not change the result: a toolkit may right-pad lengths to reuse compiled shapes.
-# With the run key pack_tokens > 0 the inference pass also calls it with a pack: input_ids [1, T] holding
-# P > 1 prompts back to back, last_pos [P] the last position of each (the last is T - 1), logits [P, vocab]
-# each as if its prompt ran alone. A toolkit that right-pads a pack appends the padding as more prompts,
-# none longer than the run's longest prompt (benchmarks.toolkits.PadRight does): the model may assume no
-# prompt of a pack is longer than that (the runner tells it so through the case model's enable_packing).
-ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# When an active optimization packs prompts (`Optimization.pack_tokens` > 0) the inference pass also calls
+# it with a pack: input_ids [1, T] holding P > 1 prompts back to back, last_pos [P] the last position of
+# each (the last is T - 1), logits [P, vocab] each as if its prompt ran alone. A toolkit that right-pads a
+# pack appends the padding as more prompts, none longer than the run's longest prompt
+# (benchmarks.toolkits.PadRight does): the model may assume no prompt of a pack is longer than that (the
+# packing optimization's `apply` is told the longest prompt through `OptimizationContext`).
+ModelFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+# Attention over prompts packed back to back (ragged batches), offered by a vendor that has a fast kernel:
+# fn(q [Tq, H, D], k [Tk, Hkv, D], v [Tk, Hkv, D], cu_q int32 [P+1], cu_k int32 [P+1], max_q, max_k,
+#    causal: bool, scale: float | None) -> [Tq, H, D].
+# Query block i (rows cu_q[i]..cu_q[i+1]-1) attends only to key block i; causal: the blocks are the same
+# tokens, each row sees itself and earlier rows of its block. max_q / max_k bound the longest block (a
+# kernel may launch tiles for that length; a bound below a block's length leaves rows unwritten). Hkv may
+# divide H (grouped-query attention).
+RaggedAttention = Callable[..., "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -176,7 +205,7 @@ class Vendor(Protocol):
         """
         ...
 
-    def device(self) -> torch.device:
+    def device(self) -> "torch.device":
         """The torch device the case builds the model on and the harness copies token ids to.
 
         The same device on every call (after `configure`); the harness never picks a device itself.
@@ -235,6 +264,173 @@ class Vendor(Protocol):
         ...
 
 
+# Optional `Vendor` members: a vendor may leave them out; the harness then uses the case's own fallback.
+#   ragged_attention(precision: str) -> RaggedAttention | None
+#       the vendor's attention kernel for packed prompts at `precision` on its device (None: it has none,
+#       the case falls back to its own, e.g. a masked dense attention). May raise BenchmarkError naming the
+#       vendor key that selects an unusable kernel for this precision.
+OPTIONAL_VENDOR_MEMBERS = ("ragged_attention",)
+
+
+def ragged_attention_of(vendor: Any, precision: str) -> RaggedAttention | None:
+    """The vendor's ragged attention kernel at `precision`, or None when it offers none."""
+    offer = getattr(vendor, "ragged_attention", None)
+    return offer(precision) if offer is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ cases
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One scored question of a workload.
+
+    subject: the group it belongs to, for accuracy per group (MMLU: the subject); any non-empty string.
+    index: its 0-based row within the group (with `subject`, a stable key across runs and files).
+    input_ids: the whole prompt as token ids, as the model reads it (BOS included where the model wants it).
+    label: the token id whose logit must be the largest (argmax over the whole vocabulary) for a correct
+    answer.
+    """
+
+    subject: str
+    index: int
+    input_ids: tuple[int, ...]
+    label: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What `Case.load_workload` returns.
+
+    samples: every question of the run, in the case's order (the order of both passes and of the files).
+    fingerprint: name -> hex digest of the inputs that define the measurement (data files, weights' config);
+    two results with equal fingerprints (and config hashes) measured the same thing.
+    notes: case figures for result.json's `counts` (e.g. truncated prompts); JSON-serializable.
+    choice_ids: the token ids of the answer choices, for the choice-restricted accuracy (argmax over only
+    these); () when the case has none.
+    """
+
+    samples: Sequence[Sample]
+    fingerprint: Mapping[str, str]
+    notes: Mapping[str, Any] = field(default_factory=dict)
+    choice_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class OptimizationContext:
+    """What `Optimization.apply` may use besides the model and its options.
+
+    vendor: the run's vendor (e.g. for `ragged_attention_of(vendor, precision)`).
+    precision: the run's precision (one of PRECISIONS).
+    longest_prompt: the run's longest prompt in tokens; no prompt of a pack is longer (padding included).
+    """
+
+    vendor: Any
+    precision: str
+    longest_prompt: int
+
+
+class Optimization:
+    """A named optimization a case declares (`Case.optimizations`), for the inference pass only.
+
+    A subclass sets `name` and `Options` and overrides `apply`; the rest has working defaults.
+    - `Options`: a frozen dataclass of the optimization's config keys, each a `benchmarks.config.doc` field
+      with a default that leaves it off. The keys are set in the vendor YAML or with --set, like the
+      harness keys; the config validates their types and refuses unknown ones. No key may share a name with
+      a harness, case or vendor key.
+    - `needs`: names of other optimizations it acts through; without them it is inert (neither applied nor
+      reported), e.g. a layer that only changes packed forwards.
+    - `needs_compiler`: refused with compiler 'none' (it changes compiled graphs only).
+    The harness applies the active optimizations in declaration order after the validation pass, which
+    keeps the plain model.
+    """
+
+    name: str = ""
+    Options: type = type(None)
+    needs: tuple[str, ...] = ()
+    needs_compiler: bool = False
+
+    def is_on(self, options: Any) -> bool:
+        """Whether the options switch it on (default: the first key is truthy)."""
+        return bool(getattr(options, dataclasses.fields(options)[0].name))
+
+    def check(self, options: Any, run: Any, vendor: Any = None) -> None:
+        """Checks across keys, when it is on: against the harness keys (`run`: benchmarks.config.RunConfig)
+        when the config is loaded (vendor None), and again with the configured vendor before the run.
+        Raise BenchmarkError naming the key, what was expected and the fix."""
+
+    def pack_tokens(self, options: Any) -> int:
+        """Opt into the harness's packed forwards: at most this many tokens of consecutive prompts per
+        forward of the inference pass (the model must accept packs, see `ModelFn`). 0: one prompt each."""
+        return 0
+
+    def apply(self, model: Any, options: Any, ctx: OptimizationContext) -> None:
+        """Switch it on in the built model (in place), after the validation pass, before compiling."""
+        raise NotImplementedError(f"optimization {self.name!r} has no apply()")
+
+    def labels(self, options: Any) -> list[str]:
+        """How it is named in result.json's `optimizations` when active (its settings included)."""
+        return [self.name]
+
+    def memory_hints(self, options: Any) -> list[str]:
+        """Settings that lower memory when it is active, e.g. '--set pack_tokens=2048 (...)'."""
+        return []
+
+    def off_setting(self) -> str:
+        """The --set that switches it off (its first key back to its default), for one-line hints."""
+        first = dataclasses.fields(self.Options)[0]
+        return f"--set {first.name}={yaml_text(first.default)}"
+
+
+def yaml_text(value: Any) -> str:
+    """A value as YAML / --set spell it (false, null, 0)."""
+    return "false" if value is False else "true" if value is True else "null" if value is None else str(value)
+
+
+@runtime_checkable
+class Case(Protocol):
+    """What is measured: `CASE`, an instance, in `benchmarks/<case>/__init__.py` (or registered elsewhere).
+
+    Methods must not change state the run depends on; all may be called more than once. The smallest
+    complete example is tests/cases/parity/ (a hand-written model on a made-up 2-choice task).
+    """
+
+    # The case's name: its registry name, its configs/<name>/ folder, written into result.json.
+    name: str
+    # A frozen dataclass: the keys of configs/<name>/parameters.yaml (what is measured; vendors may not
+    # set them). Every field documented with `benchmarks.config.doc`; no name shared with other keys.
+    Params: type
+    # The named optimizations it offers (may be empty); see `Optimization`.
+    optimizations: Sequence[Optimization]
+    # The accuracy a run with the real weights over the whole workload must reach, +- the tolerance;
+    # None when the case has no reference (then no accuracy rule applies).
+    reference_accuracy: float | None
+    accuracy_tolerance: float
+    # subject -> category, for accuracy per category; {} when the case has none.
+    categories: Mapping[str, str]
+
+    def check_data(self, params: Any, data_dir: Path, smoke_hint: str) -> None:
+        """Before the run: raise BenchmarkError, naming the missing path and how to get it (or
+        `smoke_hint`, the command of a smoke run), when `data_dir` lacks what the case reads."""
+        ...
+
+    def smoke_data(self) -> Path:
+        """Make (or reuse) a tiny data_dir in the same layout as the real one; return it. Nothing is
+        downloaded. The run then goes through the normal path on it."""
+        ...
+
+    def load_workload(self, params: Any, data_dir: Path, limit: int | None) -> Workload:
+        """Read and tokenize the workload; `limit`: only the first N samples of every subject. Bad data is a
+        BenchmarkError naming the file and row."""
+        ...
+
+    def build_model(self, params: Any, data_dir: Path, *, precision: str, device: "torch.device",
+                    synthetic: bool, seed: int) -> Any:
+        """The plain model on `device` in `precision`, eval mode: a torch.nn.Module implementing `ModelFn`.
+        synthetic: random weights of the same architecture (speed-only runs), seeded with `seed`."""
+        ...
+
+
 def protocol_members(proto: type) -> tuple[str, ...]:
     """The names a Protocol declares (its annotated attributes, then its public methods), in order."""
     names = list(vars(proto).get("__annotations__", {}))
@@ -244,4 +440,5 @@ def protocol_members(proto: type) -> tuple[str, ...]:
 
 # What the registry checks a VENDOR for (and the contract tests, in depth).
 VENDOR_MEMBERS = protocol_members(Vendor)
+CASE_MEMBERS = protocol_members(Case)
 TOOLKIT_MEMBERS = protocol_members(Toolkit)

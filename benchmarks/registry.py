@@ -1,6 +1,9 @@
 """One place that finds cases and vendors by name; an unknown name lists the known ones.
 
-Cases: sub-packages `benchmarks/<case>/` exposing `CASE`.
+Cases: the ones listed in `CASES` (this repository's), folders `<dir>/<name>/` in $LLAMA_BENCH_CASE_PATH
+(separated by os.pathsep) whose `__init__.py` exposes `CASE`, and installed packages declaring an entry point
+in the group `llama_bench.cases`. A case from outside the repository ships its YAML files in its folder as
+`configs/<name>/` (see `case_config_root`).
 Vendors: folders `vendors/<name>/` (and folders named in $LLAMA_BENCH_VENDOR_PATH, separated by os.pathsep)
 whose `__init__.py` exposes `VENDOR`, and installed packages declaring an entry point in the group
 `llama_bench.vendors` (`name = "package.module:VENDOR"`).
@@ -17,28 +20,74 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BenchmarkError
-from .interfaces import VENDOR_MEMBERS, Vendor
+from .interfaces import CASE_MEMBERS, VENDOR_MEMBERS, Case, Vendor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT_GROUP = "llama_bench.vendors"
+CASE_ENTRY_POINT_GROUP = "llama_bench.cases"
 VENDOR_PATH_ENV = "LLAMA_BENCH_VENDOR_PATH"
+CASE_PATH_ENV = "LLAMA_BENCH_CASE_PATH"
 _NOT_VENDORS = {"__pycache__", "template"}
+
+# The cases of this repository: name -> module exposing CASE.
+CASES = {"llama2_7b_mmlu": "benchmarks.llama2_7b_mmlu"}
+
+
+def _path_dirs(env: str) -> list[Path]:
+    return [Path(p) for p in os.environ.get(env, "").split(os.pathsep) if p]
+
+
+def _folder_cases() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for root in _path_dirs(CASE_PATH_ENV):
+        for init in sorted(root.glob("*/__init__.py")):
+            if not init.parent.name.startswith((".", "_")):
+                found.setdefault(init.parent.name, init.parent)
+    return found
 
 
 def known_cases() -> list[str]:
-    here = Path(__file__).resolve().parent
-    return sorted(p.parent.name for p in here.glob("*/__init__.py"))
+    eps = importlib.metadata.entry_points(group=CASE_ENTRY_POINT_GROUP)
+    return sorted(set(CASES) | set(_folder_cases()) | {ep.name for ep in eps})
 
 
-def get_case(name: str) -> Any:
-    if name not in known_cases():
+def get_case(name: str) -> Case:
+    folders = _folder_cases()
+    entry_points = {ep.name: ep for ep in importlib.metadata.entry_points(group=CASE_ENTRY_POINT_GROUP)}
+    if name in CASES:
+        case, where = getattr(importlib.import_module(CASES[name]), "CASE", None), CASES[name]
+    elif name in folders:
+        case, where = getattr(_import_folder("case", name, folders[name]), "CASE", None), f"{folders[name]}/__init__.py"
+    elif name in entry_points:
+        case, where = entry_points[name].load(), f"entry point {entry_points[name].value}"
+    else:
         raise BenchmarkError(f"unknown case '{name}'; known cases: {', '.join(known_cases())}")
-    return importlib.import_module(f"benchmarks.{name}").CASE
+    missing = [m for m in CASE_MEMBERS if not hasattr(case, m)]
+    if case is None or missing:
+        raise BenchmarkError(
+            f"case '{name}' ({where}) does not provide a CASE implementing benchmarks.interfaces.Case"
+            + (f" (missing: {', '.join(missing)})" if case is not None else "")
+        )
+    if getattr(case, "name", None) != name:
+        raise BenchmarkError(f"case '{name}' ({where}): CASE.name is {case.name!r}; it must be the registered name")
+    return case
+
+
+def case_config_root(name: str, repo_configs: Path = REPO_ROOT / "configs") -> Path:
+    """The folder holding configs/<name>/: this repository's configs/, else the case's own folder's."""
+    if (repo_configs / name).is_dir():
+        return repo_configs
+    module = sys.modules.get(type(get_case(name)).__module__)
+    file = getattr(module, "__file__", None)
+    shipped = Path(file).resolve().parent / "configs" if file else None
+    if shipped is not None and (shipped / name).is_dir():
+        return shipped
+    raise BenchmarkError(f"no config folder for case '{name}': create {repo_configs / name}/ (configurations.yaml, "
+                         "parameters.yaml, vendor_config/; see docs/adding_a_case.md)")
 
 
 def _vendor_dirs() -> list[Path]:
-    extra = [Path(p) for p in os.environ.get(VENDOR_PATH_ENV, "").split(os.pathsep) if p]
-    return [REPO_ROOT / "vendors", *extra]
+    return [REPO_ROOT / "vendors", *_path_dirs(VENDOR_PATH_ENV)]
 
 
 def _folder_vendors() -> dict[str, Path]:
@@ -59,12 +108,13 @@ def known_vendors() -> list[str]:
     return sorted(set(_folder_vendors()) | set(_entry_point_vendors()))
 
 
-def _import_folder(name: str, folder: Path) -> Any:
+def _import_folder(kind: str, name: str, folder: Path) -> Any:
+    """The package in `folder` (an out-of-tree case or vendor), imported under a private module name."""
     if folder.parent == REPO_ROOT / "vendors":
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         return importlib.import_module(f"vendors.{name}")
-    module_name = f"llama_bench_vendor_{name}"
+    module_name = f"llama_bench_{kind}_{name}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(
@@ -79,7 +129,7 @@ def _import_folder(name: str, folder: Path) -> Any:
 def get_vendor(name: str) -> Vendor:
     folders, entry_points = _folder_vendors(), _entry_point_vendors()
     if name in folders:
-        vendor = getattr(_import_folder(name, folders[name]), "VENDOR", None)
+        vendor = getattr(_import_folder("vendor", name, folders[name]), "VENDOR", None)
         where = f"{folders[name]}/__init__.py"
     elif name in entry_points:
         vendor = entry_points[name].load()

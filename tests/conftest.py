@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+TESTS = Path(__file__).resolve().parent
+for path in (REPO_ROOT, TESTS):  # the repository, and the shared helpers (fault_helpers, results_support)
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,7 +31,7 @@ def smoke_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     A fresh tmp folder, or the $LLAMA_BENCH_CACHE of the environment when set (the smoke data there is
     reused). Subprocesses given LLAMA_BENCH_CACHE=<this> (CLI runs, nested pytest) reuse it as well.
     """
-    from benchmarks import smoke
+    from benchmarks.llama2_7b_mmlu import smoke
 
     given = os.environ.get("LLAMA_BENCH_CACHE")
     root = Path(given) if given else tmp_path_factory.mktemp("llama_bench_cache")
@@ -40,6 +42,6 @@ def smoke_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_data_dir(smoke_cache: Path) -> Path:
     """The smoke data_dir (tiny Llama + MMLU-format CSVs) in `smoke_cache`."""
-    from benchmarks import smoke
+    from benchmarks.llama2_7b_mmlu import smoke
 
     return smoke_cache / smoke.default_cache_dir().name

@@ -66,11 +66,26 @@ def reset_logging() -> None:
     logger.propagate = True
 
 
-def run_cli(data_dir: Path | None, output_dir: Path, *extra: str, vendor: str = "cpu", limit: int | None = 1,
-            quiet: bool = True) -> CliRun:
-    """`benchmarks.cli.main` on `data_dir`, stdout/stderr captured; never --smoke (it would regenerate data)."""
+def cli(argv: list[str], cache: Path | None = None) -> tuple[int, str, str]:
+    """The one in-process CLI runner of the tests: `benchmarks.cli.main(argv)` with stdout/stderr captured
+    (and $LLAMA_BENCH_CACHE set to `cache` when given); the CLI's log handlers are closed afterwards."""
     from benchmarks.cli import main
 
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            if cache is not None:
+                mp.setenv("LLAMA_BENCH_CACHE", str(cache))
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(argv)
+    finally:
+        reset_logging()
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_cli(data_dir: Path | None, output_dir: Path, *extra: str, vendor: str = "cpu", limit: int | None = 1,
+            quiet: bool = True) -> CliRun:
+    """The CLI on `data_dir` with the tests' usual options; never --smoke (it would regenerate data)."""
     argv = ["--vendor", vendor, "--output_dir", str(output_dir)]
     if data_dir is not None:
         argv += ["--data_dir", str(data_dir)]
@@ -78,13 +93,7 @@ def run_cli(data_dir: Path | None, output_dir: Path, *extra: str, vendor: str = 
         argv += ["--limit", str(limit)]
     if quiet:
         argv.append("--quiet")
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([*argv, *extra])
-    finally:
-        reset_logging()
-    return CliRun(code, out.getvalue(), err.getvalue(), output_dir)
+    return CliRun(*cli([*argv, *extra]), output_dir)
 
 
 def assert_clean_exit(run: CliRun, code: int, prefix: str, *needles: str) -> str:

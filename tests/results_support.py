@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cli import main
 
 SMOKE_ARGS = ["--smoke", "--limit", "2", "--set", "few_shots=0"]  # 114 short prompts: ~2 s per run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -28,22 +27,7 @@ metrics:
 """
 
 
-from fault_helpers import CliRun  # noqa: E402  (one definition for all CLI tests)
-
-def cli(argv: list[str], cache: Path | None = None) -> tuple[int, str, str]:
-    """main(argv) with stdout/stderr captured; the CLI's log handlers are closed afterwards."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        if cache is not None:
-            mp.setenv("LLAMA_BENCH_CACHE", str(cache))
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(argv)
-    logger = logging.getLogger("benchmarks")
-    for handler in list(logger.handlers):
-        handler.close()
-        logger.removeHandler(handler)
-    return code, out.getvalue(), err.getvalue()
-
+from fault_helpers import CliRun, cli  # noqa: E402,F401  (one CLI runner for all tests)
 
 def run_smoke(cache: Path, output_dir: Path, *extra: str) -> CliRun:
     code, out, err = cli([*SMOKE_ARGS, "--output_dir", str(output_dir), "--quiet", *extra], cache)

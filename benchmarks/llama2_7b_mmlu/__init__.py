@@ -1,22 +1,25 @@
 """The llama2_7b_mmlu case (FlagPerf inference): Llama-2-7B on MMLU, 5-shot.
 
-The case supplies the parameters it owns, the workload (tokenized prompts and labels), the model and the
-FLOPs definition; the harness supplies timing, vendors and reporting.
+The case supplies the parameters it owns, the workload (tokenized prompts and labels: data.py), the model
+(model.py), its named optimizations (optimizations.py) and its smoke data (smoke.py); the harness supplies
+timing, vendors and reporting. See README.md beside this file.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..config import doc
 from ..errors import BenchmarkError, one_line
+from ..interfaces import Workload
 from . import data as mmlu
 from .categories import SUBJECT_CATEGORY
-from .model import build_model
+from .optimizations import OPTIMIZATIONS
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_TOKENS = 2048  # the reference's truncation limit, BOS included
 
@@ -52,14 +55,6 @@ class Params:
             raise BenchmarkError(f"config key 'few_shots': got {self.few_shots}; expected 0..5 (MMLU dev has 5 rows)")
 
 
-@dataclass(frozen=True)
-class Workload:
-    samples: list[mmlu.Sample]
-    fingerprint: dict[str, str]
-    notes: dict[str, Any]
-    choice_ids: tuple[int, ...] = ()  # token ids of the answer choices, for choice-restricted accuracy
-
-
 class Llama2MMLU:
     name = "llama2_7b_mmlu"
     Params = Params
@@ -69,6 +64,7 @@ class Llama2MMLU:
     accuracy_tolerance = 0.01
     # subject -> MMLU category (STEM, humanities, social sciences, other), for the accuracy report
     categories = SUBJECT_CATEGORY
+    optimizations = OPTIMIZATIONS
 
     def paths(self, params: Params, data_dir: Path) -> dict[str, Path]:
         return {key: data_dir / getattr(params, key) for key in ("weight_dir", "mmlu_dir")}
@@ -120,12 +116,14 @@ class Llama2MMLU:
                    "letter_ids": letters},
         )
 
-    def build_model(self, params: Params, data_dir: Path, precision: str, device: torch.device,
-                    synthetic: bool, seed: int) -> torch.nn.Module:
+    def build_model(self, params: Params, data_dir: Path, *, precision: str, device: "torch.device",
+                    synthetic: bool, seed: int) -> "torch.nn.Module":
+        from .model import build_model
+
         return build_model(self.paths(params, data_dir)["weight_dir"], precision, device, synthetic, seed)
 
     def smoke_data(self) -> Path:
-        from ..smoke import default_cache_dir, make_smoke_data
+        from .smoke import default_cache_dir, make_smoke_data
 
         return make_smoke_data(default_cache_dir())
 

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from benchmarks import interfaces
 from benchmarks.errors import BenchmarkError, one_line
 
 # The 57 subjects of the MMLU release (the file stems of data/test/*_test.csv), sorted.
@@ -53,11 +54,9 @@ class Question:
 
 
 @dataclass(frozen=True)
-class Sample:
-    subject: str
-    index: int  # 0-based row in <subject>_test.csv
-    input_ids: tuple[int, ...]  # BOS included
-    label: int  # token id of the answer letter
+class Sample(interfaces.Sample):
+    """index: the 0-based row in <subject>_test.csv; input_ids: BOS included; label: the answer letter's id."""
+
     n_dropped: int  # how many times truncate_once() was applied to fit max_tokens
 
 

@@ -56,7 +56,7 @@ def _attention_forward(self: nn.Module, hidden_states: torch.Tensor, position_em
         cos, sin = (t[0, :, None, :] for t in position_embeddings)
         q, k = packing.apply_rotary(q, cos, sin), packing.apply_rotary(k, cos, sin)
         bound = kwargs["max_length_q"]
-        out = packing.varlen_attention(q, k, v, cu, cu, bound, bound, True, self.scaling, kwargs["packed_kernel"])
+        out = kwargs["packed_attention"](q, k, v, cu, cu, bound, bound, True, self.scaling)
         return self.o_proj(out.reshape(1, n, -1)), None
     input_shape = hidden_states.shape[:-1]
     hidden_shape = (*input_shape, -1, self.head_dim)

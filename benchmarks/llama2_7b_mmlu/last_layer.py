@@ -20,7 +20,7 @@ from . import packing
 
 
 def forward_scored_rows(body: nn.Module, input_ids: torch.Tensor, rows: torch.Tensor, position_ids: torch.Tensor,
-                        cu_seq_lens_q: torch.Tensor, max_length_q: Any, packed_kernel: str,
+                        cu_seq_lens_q: torch.Tensor, max_length_q: Any, packed_attention: Any,
                         **kwargs: Any) -> torch.Tensor:
     """Hidden states [1, P, hidden] after the final norm at positions `rows` [P] of a pack."""
     hidden = body.embed_tokens(input_ids)
@@ -28,15 +28,16 @@ def forward_scored_rows(body: nn.Module, input_ids: torch.Tensor, rows: torch.Te
     layers = body.layers[: body.config.num_hidden_layers]
     for layer in layers[:-1]:
         out = layer(hidden, attention_mask=None, position_ids=position_ids, position_embeddings=position_embeddings,
-                    cu_seq_lens_q=cu_seq_lens_q, max_length_q=max_length_q, packed_kernel=packed_kernel, **kwargs)
+                    cu_seq_lens_q=cu_seq_lens_q, max_length_q=max_length_q, packed_attention=packed_attention,
+                    **kwargs)
         hidden = out[0] if isinstance(out, tuple) else out  # transformers 4.x returns a tuple
     hidden = _scored_rows_layer(layers[-1], hidden, position_embeddings, cu_seq_lens_q, max_length_q, rows,
-                                packed_kernel)
+                                packed_attention)
     return body.norm(hidden)
 
 
 def _scored_rows_layer(layer: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
-                       cu: torch.Tensor, max_len: Any, rows: torch.Tensor, kernel: str) -> torch.Tensor:
+                       cu: torch.Tensor, max_len: Any, rows: torch.Tensor, attention: Any) -> torch.Tensor:
     attn = layer.self_attn
     head_dim, n = attn.head_dim, hidden.shape[1]
     x = layer.input_layernorm(hidden)
@@ -49,6 +50,6 @@ def _scored_rows_layer(layer: nn.Module, hidden: torch.Tensor, position_embeddin
     k = packing.apply_rotary(k, cos, sin)
     # One query per prompt, seeing all of its prompt's keys: no causal mask needed.
     cu_q = torch.arange(rows.shape[0] + 1, dtype=torch.int32, device=rows.device)
-    out = packing.varlen_attention(q, k, v, cu_q, cu, 1, max_len, False, attn.scaling, kernel)
+    out = attention(q, k, v, cu_q, cu, 1, max_len, False, attn.scaling)
     hidden = hidden[:, rows] + attn.o_proj(out.reshape(1, rows.shape[0], -1))
     return hidden + layer.mlp(layer.post_attention_layernorm(hidden))

@@ -13,9 +13,8 @@ import torch
 import transformers
 from torch import nn
 
-from ..config import PACKED_ATTENTION_KERNELS
 from ..errors import BenchmarkError, one_line
-from ..interfaces import DTYPES
+from ..interfaces import RaggedAttention, torch_dtype
 from . import fusion, last_layer, packing
 
 # Llama-2-7B (meta-llama/Llama-2-7b-hf config.json), for synthetic runs without a config.json.
@@ -54,27 +53,19 @@ class LastTokenLM(nn.Module):
         self.lm_head = lm.lm_head
         self.packing = False
         self.max_prompt_tokens: int | None = None
-        self.packed_kernel = "flash"
+        self.packed_attention: RaggedAttention = packing.masked_attention
         self.prune_last = False
 
-    def enable_packing(self, max_prompt_tokens: int | None = None, kernel: str = "flash") -> None:
+    def enable_packing(self, max_prompt_tokens: int | None = None, attention: RaggedAttention | None = None) -> None:
         """Switches attention to the packing-aware implementation (one-prompt calls stay on SDPA).
         max_prompt_tokens: no prompt of any pack is longer (padding comes as prompts no longer than that);
-        flash attention then launches tiles for that length instead of the whole pack's. None: the pack's
-        length. kernel: packed attention of fp16/bf16 on CUDA, one of PACKED_ATTENTION_KERNELS."""
-        if kernel not in PACKED_ATTENTION_KERNELS:
-            raise BenchmarkError(f"config key 'packed_attention': {kernel!r} is not a packed attention kernel; "
-                                 f"expected one of {', '.join(PACKED_ATTENTION_KERNELS)}")
-        weight = self.lm_head.weight
-        if kernel == "cudnn" and not (weight.is_cuda and weight.dtype in (torch.float16, torch.bfloat16)):
-            raise BenchmarkError(f"config key 'packed_attention': cudnn runs fp16/bf16 on CUDA devices, this model is "
-                                 f"{str(weight.dtype).removeprefix('torch.')} on {weight.device.type}; set "
-                                 "packed_attention: flash")
+        a tiled kernel then launches tiles for that length instead of the whole pack's. None: the pack's
+        length. attention: the vendor's ragged attention kernel; None: the masked fallback of packing.py."""
         packing.register()
         self.body.config._attn_implementation = packing.ATTN_NAME
         self.packing = True
         self.max_prompt_tokens = max_prompt_tokens
-        self.packed_kernel = kernel
+        self.packed_attention = attention or packing.masked_attention
 
     def fuse_projections(self) -> None:
         """One GEMM for q/k/v and one for gate/up in compiled graphs, weights shared (see fusion.py)."""
@@ -91,7 +82,7 @@ class LastTokenLM(nn.Module):
             cu, position_ids = packing.pack_layout(input_ids, last_pos)
             bound = self.max_prompt_tokens or input_ids.shape[1]
             kwargs = dict(position_ids=position_ids, use_cache=False, cu_seq_lens_q=cu, max_length_q=bound,
-                          packed_kernel=self.packed_kernel)
+                          packed_attention=self.packed_attention)
             if self.prune_last:
                 return self.lm_head(last_layer.forward_scored_rows(self.body, input_ids, last_pos, **kwargs)[0])
             hidden = self.body(input_ids=input_ids, **kwargs).last_hidden_state
@@ -153,7 +144,7 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
 
 
 def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int) -> LastTokenLM:
-    dtype = DTYPES[precision]
+    dtype = torch_dtype(precision)
     config = read_model_config(weight_dir)
     if synthetic:
         config = config or transformers.LlamaConfig(**LLAMA2_7B)

@@ -7,7 +7,10 @@ that now see longer matrices. The win is GEMM shape: a 4,096-token pack keeps a 
 where one 700-token prompt leaves most SMs idle in the 4096-wide projections.
 
 Attention goes through transformers' AttentionInterface under its own name; calls without packing
-arguments (one prompt) go to transformers' own SDPA function, unchanged.
+arguments (one prompt) go to transformers' own SDPA function, unchanged. The packed attention kernel is the
+vendor's (`Vendor.ragged_attention`, e.g. flash attention's variable-length form on NVIDIA), or
+`masked_attention` here when the vendor has none; the model passes it to every layer in the forward's
+kwargs (`packed_attention`).
 """
 from __future__ import annotations
 
@@ -21,30 +24,14 @@ from ..errors import BenchmarkError
 ATTN_NAME = "llama_bench_packed_sdpa"
 
 
-def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
-                     max_q: Any, max_k: Any, causal: bool, scale: float | None, kernel: str = "flash") -> torch.Tensor:
-    """Attention of packed q [Tq, H, D] over packed k/v [Tk, Hkv, D], query block i seeing only key block i
-    (cu_q, cu_k: int32 [P+1] bounds). causal: q and k blocks are the same tokens, each sees itself and
-    earlier ones. max_q / max_k bound the longest block: flash attention launches ceil(max_q / 128) tiles
-    per block and head, so a tight bound saves empty tiles but a low one would leave rows unwritten.
-    kernel: one of config.PACKED_ATTENTION_KERNELS (run key `packed_attention`), for fp16/bf16 on CUDA: flash
-    attention 2's variable-length form or cuDNN's ragged SDPA; fp32 and other devices have one path each."""
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and kernel == "cudnn":
-        return torch.ops.aten._cudnn_attention_forward(
-            q, k, v, None, cu_q, cu_k, max_q, max_k, False, 0.0, causal, False, scale=scale)[0]
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
-        # Flash attention's variable-length form: reads only each prompt's own block (GQA built in).
-        return torch.ops.aten._flash_attention_forward(
-            q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale)[0]
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
+                     max_q: Any, max_k: Any, causal: bool, scale: float | None) -> torch.Tensor:
+    """The case's own ragged attention (benchmarks.interfaces.RaggedAttention), for vendors that offer none:
+    SDPA with the block-diagonal (causal) mask spelled out, Tq x Tk booleans. Correct on any device, but
+    O(T^2) memory and work per pack, so packing pays off only with a vendor's kernel."""
     if k.shape[1] != q.shape[1]:
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
-    if q.is_cuda:
-        # fp32 (flash has no fp32 kernels): memory-efficient attention's varlen form, causal from the top left.
-        return torch.ops.aten._efficient_attention_forward(
-            q[None], k[None], v[None], None, cu_q, cu_k, max_q, max_k, 0.0, 1 if causal else 0, False,
-            scale=scale)[0][0]
-    # Any other device: SDPA with the block-diagonal (causal) mask spelled out (Tq x Tk booleans).
     seg_q, seg_k = segment_ids(cu_q, q.shape[0]), segment_ids(cu_k, k.shape[0])
     mask = seg_q[:, None] == seg_k[None, :]
     if causal:
@@ -75,7 +62,7 @@ def _attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, 
     # transformers hands [1, heads, T, head_dim] and wants [1, T, heads, head_dim] back.
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
     n = kwargs["max_length_q"]
-    out = varlen_attention(q, k, v, cu, cu, n, n, True, scaling, kwargs["packed_kernel"])
+    out = kwargs["packed_attention"](q, k, v, cu, cu, n, n, True, scaling)
     return out.unsqueeze(0), None
 
 

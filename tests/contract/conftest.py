@@ -39,7 +39,7 @@ def vendor(vendor_name: str):
 def config(vendor, vendor_name: str) -> Config:
     """The merged config of a run with this vendor (its YAML checked by the real loader), applied."""
     case = get_case(CASE_NAME)
-    cfg = load_config(REPO_ROOT / "configs", CASE_NAME, vendor_name, case.Params, vendor.Options,
+    cfg = load_config(REPO_ROOT / "configs", case, vendor_name, vendor.Options,
                       vendor_home=vendor_home(vendor_name))
     vendor.configure(cfg.vendor)
     return cfg

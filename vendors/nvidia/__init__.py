@@ -7,12 +7,14 @@ from typing import Any, Mapping
 import torch
 
 from benchmarks.config import doc
+from benchmarks.errors import BenchmarkError
 from benchmarks.interfaces import PRECISIONS, PeakFlops
 from benchmarks.toolkits import Eager, InductorOptions
 
 from .inductor import CudaInductor
 from .memory import NvmlMemoryMonitor
 from .peaks import lookup_peak
+from .ragged import KERNELS, select
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,23 @@ class NvidiaOptions(InductorOptions):
         "null: same as sdpa_cudnn. Not yet measured on a full run (docs/results/README.md)",
         default=None,
     )
+    packed_attention: str = doc(
+        "attention kernel of packed prompts at fp16/bf16 (fp32 has one: memory-efficient attention): 'flash' "
+        "(flash attention 2, variable length) or 'cudnn' (cuDNN's ragged SDPA)",
+        default="flash",
+    )
     expandable_segments: bool = doc(
         "CUDA caching allocator with expandable segments (PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True): "
         "segments grow in place, so less memory is reserved beyond what is allocated when forwards change shape",
         default=False,
     )
+
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.packed_attention not in KERNELS:
+            raise BenchmarkError(f"config key 'packed_attention': got {self.packed_attention!r}; expected one of "
+                                 + ", ".join(KERNELS))
 
 
 def set_allocator_settings(setting: str) -> None:
@@ -81,6 +95,9 @@ class NvidiaVendor:
         if self.options.peak_flops:
             return PeakFlops(self.options.peak_flops, "vendor YAML peak_flops")
         return lookup_peak(self.device_name(), precision, tf32)
+
+    def ragged_attention(self, precision: str) -> Any:
+        return select(self.options.packed_attention, precision)
 
     def toolkits(self) -> Mapping[str, Any]:
         return {"none": Eager, "inductor": CudaInductor}

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import BenchmarkError, one_line
+from ..errors import BenchmarkError, one_line
 
 REL, ABS = "rel_tol", "abs_tol"
 

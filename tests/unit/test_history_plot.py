@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks import history, plots, progress
+from benchmarks import metrics, progress
+from benchmarks.reporting import history, plots
 from benchmarks.errors import BenchmarkError
 from benchmarks.passes import HostBatch, run_pass
 from results_support import PNG_MAGIC, cli, read_csv, shared_runs
@@ -115,14 +116,14 @@ def test_throughput_vs_length_png_is_written_by_the_run(runs) -> None:
 
 
 def test_throughput_by_length_bins() -> None:
-    t = plots.throughput_by_length([10, 70, 80, 200], {"inference": [1.0, 1.0, 1.0, 2.0], "validation": None})
+    t = metrics.throughput_by_length([10, 70, 80, 200], {"inference": [1.0, 1.0, 1.0, 2.0], "validation": None})
     assert t["bin_start"] == [0, 64, 192] and t["questions"] == [1, 2, 1]
     assert t["tokens_per_s"] == {"inference": [10.0, 75.0, 100.0]}
 
 
 def test_a_missing_matplotlib_skips_the_chart_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
-    data = plots.throughput_by_length([10], {"inference": [1.0]})
+    data = metrics.throughput_by_length([10], {"inference": [1.0]})
     with Records() as rec:
         assert plots.plot_throughput_by_length(tmp_path / "t.png", data, "t") is None
     assert not (tmp_path / "t.png").exists()

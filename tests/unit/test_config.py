@@ -17,7 +17,7 @@ from benchmarks.llama2_7b_mmlu import CASE
 from vendors.cpu import CpuOptions
 from vendors.nvidia import NvidiaOptions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CASE_NAME = "llama2_7b_mmlu"
 Params = CASE.Params
 OPTIONS = {"cpu": CpuOptions, "nvidia": NvidiaOptions}
@@ -60,7 +60,7 @@ def paths(root: Path, vendor: str = "cpu") -> dict[str, str]:
 
 
 def load(root: Path, vendor: str = "cpu", overrides: list[str] = ()):
-    return load_config(root, CASE_NAME, vendor, Params, OPTIONS[vendor], list(overrides))
+    return load_config(root, CASE, vendor, OPTIONS[vendor], list(overrides))
 
 
 def error(root: Path, vendor: str = "cpu", overrides: list[str] = ()) -> str:
@@ -119,9 +119,12 @@ def test_shipped_nvidia_values(shipped: Path) -> None:
     assert cfg.vendor.dynamo_dynamic is raw["dynamo_dynamic"] is True
     assert cfg.vendor.pad_multiple == raw["pad_multiple"] == 128
     # harness keys the vendor YAML switches on: the named optimizations measured fastest within 16 GiB
-    assert cfg.run.pack_tokens == raw["pack_tokens"] == 12288
-    assert cfg.run.prune_last_layer is raw["prune_last_layer"] is True
-    assert cfg.run.fuse_projections is raw["fuse_projections"] is True
+    # the case's named optimizations the vendor YAML switches on: measured fastest within 16 GiB
+    opts = cfg.optimizations
+    assert opts["pack_tokens"].pack_tokens == raw["pack_tokens"] == 12288
+    assert opts["prune_last_layer"].prune_last_layer is raw["prune_last_layer"] is True
+    assert opts["fuse_projections"].fuse_projections is raw["fuse_projections"] is True
+    assert cfg.vendor.packed_attention == "flash" and "packed_attention" not in raw
     assert cfg.vendor.expandable_segments is raw["expandable_segments"] is True
     for key in ("dynamo_mode", "dynamo_dynamic", "pad_multiple", "pack_tokens", "fuse_projections",
                 "expandable_segments"):
@@ -132,11 +135,14 @@ def test_shipped_nvidia_values(shipped: Path) -> None:
 
 def test_out_of_memory_knobs_for_the_shipped_nvidia_config_load(shipped: Path) -> None:
     """Each setting an out-of-memory error suggests must be accepted as given (fusion needs a compiler)."""
+    from benchmarks import optimizations
     from benchmarks.faults import knobs
 
     cfg = load(shipped, "nvidia", ["fp16=false"])
-    hints = knobs(cfg.run.effective_precision, cfg.run.compiler, cfg.vendor.pad_multiple, None, cfg.run.pack_tokens,
-                  cfg.run.fuse_projections)
+    active = optimizations.active(CASE.optimizations, cfg)
+    assert [a.opt.name for a in active] == ["pack_tokens", "prune_last_layer", "fuse_projections"]
+    hints = knobs(cfg.run.effective_precision, cfg.run.compiler, cfg.vendor.pad_multiple, None, 1500,
+                  optimizations.memory_hints(active), optimizations.off_without_compiler(active))
     sets = [h.split(" (")[0] for h in hints if h.startswith("--set ")]
     assert "--set compiler=none --set fuse_projections=false" in sets and len(sets) == 4, sets
     for knob in sets:
@@ -418,16 +424,26 @@ def test_malformed_set(shipped: Path, item: str, needle: str) -> None:
 @pytest.mark.parametrize("item,key", [("batch_size=2", "batch_size"), ("precision=fp8", "precision"),
                                       ("flops=2**3", "flops"), ("few_shots=9", "few_shots"),
                                       ("dynamo_mode=fast", "dynamo_mode"), ("pad_multiple=-1", "pad_multiple"),
-                                      ("packed_attention=flash3", "packed_attention")])
+                                      ("pack_tokens=-1", "pack_tokens")])
 def test_set_values_are_checked_and_named(shipped: Path, item: str, key: str) -> None:
     msg = error(shipped, "cpu", [item])
     assert f"'{key}'" in msg and msg.startswith("--set: ")
 
 
-def test_cudnn_packed_attention_is_refused_at_fp32(shipped: Path) -> None:
-    assert load(shipped, "cpu", ["packed_attention=cudnn", "precision=bf16"]).run.packed_attention == "cudnn"
-    msg = error(shipped, "cpu", ["packed_attention=cudnn", "precision=fp32"])
-    assert "'packed_attention'" in msg and "fp16/bf16" in msg
+def test_cudnn_packed_attention_is_refused_at_fp32_by_the_nvidia_vendor(shipped: Path) -> None:
+    from benchmarks.config import check_optimizations
+    from vendors.nvidia import NvidiaVendor
+
+    vendor = NvidiaVendor()
+    ok = load(shipped, "nvidia", ["packed_attention=cudnn", "precision=bf16"])
+    vendor.options = ok.vendor
+    check_optimizations(CASE.optimizations, ok, vendor)
+    bad = load(shipped, "nvidia", ["packed_attention=cudnn", "precision=fp32"])
+    vendor.options = bad.vendor
+    with pytest.raises(BenchmarkError, match="'packed_attention'.*fp16/bf16"):
+        check_optimizations(CASE.optimizations, bad, vendor)
+    with pytest.raises(BenchmarkError, match="'packed_attention'"):
+        load(shipped, "nvidia", ["packed_attention=flash3"])
 
 
 # ------------------------------------------------------------------------------------- precision etc.

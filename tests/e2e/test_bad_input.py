@@ -14,7 +14,6 @@ from typing import Callable
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_helpers import (  # noqa: E402
     MMLU,
     WEIGHTS,

@@ -14,7 +14,7 @@ from benchmarks.config import read_yaml
 from benchmarks.errors import BenchmarkError
 from benchmarks.llama2_7b_mmlu import Params
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SKIP_DIRS = {"tests", "outputs", "data", "__pycache__"}
 UNSAFE_YAML = {"unsafe_load", "full_load", "load_all", "unsafe_load_all", "full_load_all", "Loader", "FullLoader",
                "UnsafeLoader", "UnsafeConstructor", "FullConstructor"}

@@ -18,7 +18,6 @@ from typing import Iterator
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_helpers import (  # noqa: E402
     REPO_ROOT,
     assert_clean_exit,
@@ -28,7 +27,7 @@ from fault_helpers import (  # noqa: E402
     write_faulty_vendor,
 )
 
-from benchmarks import results  # noqa: E402
+from benchmarks.reporting import atomic as results  # noqa: E402
 from benchmarks.llama2_7b_mmlu import Llama2MMLU  # noqa: E402
 
 N_QUESTIONS = 57  # --limit 1 over the 57 subjects

@@ -154,7 +154,7 @@ def test_a_vendor_may_ship_its_yaml_in_its_own_folder(tmp_path: Path, no_vendor_
     assert home.resolve() == (tmp_path / "plugins" / "acme").resolve()
     assert vendor_yaml_path(REPO_ROOT / "configs", CASE_NAME, "acme", home) == shipped
     case, vendor = get_case(CASE_NAME), get_vendor("acme")
-    cfg = load_config(REPO_ROOT / "configs", CASE_NAME, "acme", case.Params, vendor.Options, vendor_home=home)
+    cfg = load_config(REPO_ROOT / "configs", case, "acme", vendor.Options, vendor_home=home)
     assert cfg.run.compiler == "none" and cfg.sources["compiler"] == str(shipped)
 
     # A YAML under the config root wins over the shipped one (a site can override a vendor's defaults).
@@ -162,7 +162,7 @@ def test_a_vendor_may_ship_its_yaml_in_its_own_folder(tmp_path: Path, no_vendor_
     shutil.copytree(REPO_ROOT / "configs" / CASE_NAME, root / CASE_NAME)
     site_yaml = root / CASE_NAME / "vendor_config" / "acme_configurations.yaml"
     site_yaml.write_text("fp16: false\n")
-    cfg = load_config(root, CASE_NAME, "acme", case.Params, vendor.Options, vendor_home=home)
+    cfg = load_config(root, case, "acme", vendor.Options, vendor_home=home)
     assert cfg.run.compiler == "inductor" and cfg.sources["fp16"] == str(site_yaml)
 
 
@@ -175,7 +175,7 @@ def test_a_shipped_yaml_may_not_change_what_is_measured(tmp_path: Path, no_vendo
     case, vendor = get_case(CASE_NAME), get_vendor("acme")
     key = line.split(":")[0]
     with pytest.raises(BenchmarkError, match=f"{re.escape(str(shipped))}: key '{key}' defines what is measured"):
-        load_config(REPO_ROOT / "configs", CASE_NAME, "acme", case.Params, vendor.Options, vendor_home=home)
+        load_config(REPO_ROOT / "configs", case, "acme", vendor.Options, vendor_home=home)
 
 
 def test_a_missing_vendor_yaml_names_every_path_tried(tmp_path: Path) -> None:

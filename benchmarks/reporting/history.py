@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .errors import BenchmarkError
-from .results import atomic_write_text
+from ..errors import BenchmarkError
+from .atomic import atomic_write_text
 
 
 def _m(key: str) -> Callable[[Mapping[str, Any]], Any]:

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_helpers import REPO_ROOT, one_torch_thread, run_cli  # noqa: E402
 
-from benchmarks import reproducibility  # noqa: E402
+from benchmarks import metrics, provenance  # noqa: E402
 from benchmarks.config import load_config  # noqa: E402
-from benchmarks.llama2_7b_mmlu import Params  # noqa: E402
+from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
 from vendors.cpu import CpuOptions  # noqa: E402
 
 
@@ -35,7 +34,7 @@ def test_repeat_reports_the_spread(repeated) -> None:
     assert [r["run"] for r in rep["runs"]] == [1, 2, 3]
     assert result["phases_done"] == ["init", "validation", "compile", "inference", "repeat_2", "repeat_3"]
     assert result["config"]["repeat"] == 1  # the reference's config key is untouched by --repeat
-    for key in reproducibility.THROUGHPUTS:
+    for key in metrics.THROUGHPUTS:
         values = [r[key] for r in rep["runs"]]
         assert all(v > 0 for v in values)
         s = rep["spread"][key]
@@ -53,24 +52,24 @@ def test_repeat_reports_the_spread(repeated) -> None:
 def test_config_hash_and_fingerprint_identify_the_measurement(repeated, tmp_path: Path,
                                                               smoke_data_dir: Path) -> None:
     a = repeated.result
-    canonical = reproducibility.canonical_json(a["config"]).encode("utf-8")
+    canonical = provenance.canonical_json(a["config"]).encode("utf-8")
     assert a["config_sha256"] == hashlib.sha256(canonical).hexdigest()  # recomputable from the file itself
     assert set(a["fingerprint"]) == {"mmlu_csv_sha256", "weights_sha256"}
 
     again = run_cli(smoke_data_dir, tmp_path / "again")  # no --repeat: the same measurement
     assert again.code == 0, again.err
-    assert reproducibility.same_measurement(a, again.result) == []
+    assert provenance.same_measurement(a, again.result) == []
 
     other = dict(again.result, fingerprint={**again.result["fingerprint"], "mmlu_csv_sha256": "0" * 64})
-    assert reproducibility.same_measurement(a, other) == [
+    assert provenance.same_measurement(a, other) == [
         f"fingerprint.mmlu_csv_sha256: {a['fingerprint']['mmlu_csv_sha256']!r} != {'0' * 64!r}"]
-    assert reproducibility.same_measurement(a, dict(again.result, limit=None))[0].startswith("limit: 1 != None")
+    assert provenance.same_measurement(a, dict(again.result, limit=None))[0].startswith("limit: 1 != None")
 
 
 def test_config_hash_changes_with_any_key() -> None:
     def digest(*overrides: str) -> str:
-        cfg = load_config(REPO_ROOT / "configs", "llama2_7b_mmlu", "cpu", Params, CpuOptions, list(overrides))
-        return reproducibility.config_sha256(cfg.as_dict())
+        cfg = load_config(REPO_ROOT / "configs", CASE, "cpu", CpuOptions, list(overrides))
+        return provenance.config_sha256(cfg.as_dict())
 
     base = digest()
     assert digest() == base
@@ -80,7 +79,7 @@ def test_config_hash_changes_with_any_key() -> None:
 
 
 def test_spread() -> None:
-    s = reproducibility.spread([3.0, 1.0, 2.0, None])
+    s = metrics.spread([3.0, 1.0, 2.0, None])
     assert s == {"min": 1.0, "median": 2.0, "max": 3.0, "mean": 2.0, "cv": pytest.approx(0.5)}
-    assert reproducibility.spread([5.0])["cv"] is None
-    assert reproducibility.spread([None]) is None
+    assert metrics.spread([5.0])["cv"] is None
+    assert metrics.spread([None]) is None

@@ -10,8 +10,8 @@ import pytest
 import torch
 import transformers
 
-from benchmarks import smoke
-from benchmarks.smoke import CHOICES, SUBJECTS, format_prompt, make_smoke_data
+from benchmarks.llama2_7b_mmlu import smoke
+from benchmarks.llama2_7b_mmlu.smoke import CHOICES, SUBJECTS, format_prompt, make_smoke_data
 
 N_TEST = 3
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks import results
+from benchmarks.reporting import markdown
+from benchmarks.reporting.record import SCHEMA_VERSION
 from benchmarks.cli import main
-from benchmarks.smoke import SUBJECTS
+from benchmarks.llama2_7b_mmlu.smoke import SUBJECTS
 
 N_SUBJECTS = 57
 SMOKE_TEST_ROWS = 4  # make_smoke_data's default n_test
@@ -85,7 +86,7 @@ def check_complete(run: CliRun, questions: int, toolkit: str) -> dict[str, Any]:
         assert (run.output_dir / name).is_file(), name
     r = run.result
     assert r["status"] == "completed"
-    assert r["schema_version"] == results.SCHEMA_VERSION
+    assert r["schema_version"] == SCHEMA_VERSION
     assert r["case"] == "llama2_7b_mmlu" and r["vendor"] == "cpu" and r["toolkit"] == toolkit
     assert r["precision"] == "fp32" and r["batch_size"] == 1
     done = [ph for ph in r["phases_done"] if ph in ("init", "validation", "compile", "inference")]
@@ -134,8 +135,8 @@ def check_complete(run: CliRun, questions: int, toolkit: str) -> dict[str, Any]:
 
     # result.md holds the reference table with this run's row.
     md = (run.output_dir / "result.md").read_text(encoding="utf-8")
-    row = results.table_row(r)
-    assert results.TABLE_HEADER in md and row in md
+    row = markdown.table_row(r)
+    assert markdown.TABLE_HEADER in md and row in md
     assert row.startswith(f"| {toolkit} | fp32+tf32 | ") and row.count(" | ") == 9
     assert str(run.output_dir) in run.out  # the summary says where the results are
     assert r["verdict"]["status"] == "INVALID"  # a smoke-sized run is never a valid benchmark result

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_helpers import CliRun, clone_data, copy_configs, csv_path, run_cli  # noqa: E402
 
 from benchmarks.llama2_7b_mmlu.data import SUBJECTS  # noqa: E402

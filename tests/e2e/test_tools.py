@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 import attn_bench  # noqa: E402
 import bench_variants  # noqa: E402
@@ -40,7 +40,7 @@ def test_bench_variants_groups_kernel_rows_of_a_recorded_profile() -> None:
     """On the profile recorded on the H200 (docs/results), the groups the results README reports."""
     import json
 
-    path = Path(__file__).resolve().parents[1] / "docs/results/profile_h200_packed8192_fuse_prune.json"
+    path = Path(__file__).resolve().parents[2] / "docs/results/profile_h200_packed8192_fuse_prune.json"
     d = json.loads(path.read_text())
     groups = bench_variants.kernel_groups(d["events"])
     assert round(groups["GEMMs"] / 1e3, 1) == 848.8 and round(groups["attention"] / 1e3, 1) == 100.5

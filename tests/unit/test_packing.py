@@ -10,7 +10,7 @@ import transformers
 from benchmarks.errors import BenchmarkError
 from benchmarks.llama2_7b_mmlu import packing
 from benchmarks.llama2_7b_mmlu.model import LastTokenLM
-from benchmarks.llama2_7b_mmlu.packing import pack_layout, varlen_attention
+from benchmarks.llama2_7b_mmlu.packing import masked_attention, pack_layout
 from benchmarks.passes import HostBatch, plan_packs, run_pass
 from benchmarks.toolkits import PadRight, warmup_shapes
 from results_support import packed_run, run_smoke, shared_runs
@@ -93,19 +93,19 @@ def test_pad_right_adds_the_padding_as_prompts_no_longer_than_the_longest() -> N
     torch.testing.assert_close(single[0], want[0], atol=1e-5, rtol=1e-5)
 
 
-def test_varlen_attention_one_query_per_block_sees_its_whole_block() -> None:
+def test_masked_attention_one_query_per_block_sees_its_whole_block() -> None:
     torch.manual_seed(0)
     cu_k = torch.tensor([0, 3, 7, 12], dtype=torch.int32)
     q, k, v = torch.randn(3, 4, 8), torch.randn(12, 2, 8), torch.randn(12, 2, 8)
     cu_q = torch.arange(4, dtype=torch.int32)
-    got = varlen_attention(q, k, v, cu_q, cu_k, 1, 5, False, 0.3)
+    got = masked_attention(q, k, v, cu_q, cu_k, 1, 5, False, 0.3)
     for b in range(3):
         lo, hi = int(cu_k[b]), int(cu_k[b + 1])
         kk, vv = (t[lo:hi].repeat_interleave(2, dim=1).transpose(0, 1) for t in (k, v))
         want = torch.softmax(q[b, :, None] @ kk.transpose(1, 2) * 0.3, -1) @ vv  # [H, 1, D]
         torch.testing.assert_close(got[b], want[:, 0], atol=1e-6, rtol=1e-6)
     # causal, the same blocks for q and k: row 4 (block 1 = rows 3..6) sees keys 3 and 4 only
-    causal = varlen_attention(k, k, v, cu_k, cu_k, 5, 5, True, 0.3)
+    causal = masked_attention(k, k, v, cu_k, cu_k, 5, 5, True, 0.3)
     kk, vv = (t[3:5].transpose(0, 1) for t in (k, v))
     want = torch.softmax(k[4, :, None] @ kk.transpose(1, 2) * 0.3, -1) @ vv
     torch.testing.assert_close(causal[4], want[:, 0], atol=1e-6, rtol=1e-6)
@@ -220,15 +220,14 @@ def test_pruned_packed_smoke_run_reports_it_and_predicts_like_validation(smoke_c
     assert r["packing"]["same_predictions_as_validation"] == 1.0
 
 
-def test_packed_attention_kernel_reaches_every_packed_attention_call(monkeypatch) -> None:
-    """The kernel choice travels with the forward's kwargs through transformers' layers (4.x and 5.x), the
-    pruned last layer and the fused token-major path; on the CPU every kernel name runs the same SDPA."""
+def test_the_vendors_ragged_attention_reaches_every_packed_attention_call() -> None:
+    """The attention kernel given to enable_packing (the vendor's, Vendor.ragged_attention) travels with the
+    forward's kwargs through transformers' layers (4.x and 5.x) and the pruned last layer."""
     seen = []
-    real = packing.varlen_attention
 
-    def spy(*args, **kwargs):
-        seen.append(args[9] if len(args) > 9 else kwargs.get("kernel", "flash"))
-        return real(*args, **kwargs)
+    def spy(*args):
+        seen.append(len(args))
+        return masked_attention(*args)
 
     model = tiny_lm()
     ps = prompts([9, 30, 4])
@@ -236,26 +235,21 @@ def test_packed_attention_kernel_reaches_every_packed_attention_call(monkeypatch
     last = torch.tensor([len(p) for p in ps]).cumsum(0) - 1
     with torch.inference_mode():
         alone = torch.cat([model(torch.tensor([p]), torch.tensor([len(p) - 1])) for p in ps])
-        model.enable_packing(max_prompt_tokens=30)
-        model.packed_kernel = "cudnn"  # enable_packing refuses it on the CPU (next test); the plumbing is the same
-        monkeypatch.setattr(packing, "varlen_attention", spy)
+        model.enable_packing(max_prompt_tokens=30, attention=spy)
         layers = model.body.config.num_hidden_layers
         plain = model(ids, last)
-        assert seen == ["cudnn"] * layers
+        assert seen == [9] * layers
         model.prune_last_layer()
         pruned = model(ids, last)
-        assert seen == ["cudnn"] * (2 * layers)
+        assert seen == [9] * (2 * layers)
     torch.testing.assert_close(plain, alone, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(pruned, alone, atol=1e-5, rtol=1e-5)
 
 
-def test_cudnn_packed_attention_is_refused_off_cuda(smoke_cache, tmp_path) -> None:
-    with pytest.raises(BenchmarkError, match="'packed_attention': cudnn runs fp16/bf16 on CUDA devices, this model "
-                                             "is float32 on cpu"):
-        tiny_lm().enable_packing(9, "cudnn")
-    with pytest.raises(BenchmarkError, match="'packed_attention': 'flash2' is not a packed attention kernel"):
-        tiny_lm().enable_packing(9, "flash2")
-    run = packed_run(smoke_cache, "--set", "packed_attention=cudnn")  # the smoke run is fp32: refused up front
-    assert run.code == 2 and not (run.output_dir / "result.json").exists()
-    assert run.err.strip().splitlines()[-1] == ("error: --set: config key 'packed_attention': got 'cudnn'; expected "
-                                                "flash at fp32 (cuDNN's ragged attention has fp16/bf16 kernels only)")
+def test_without_a_vendor_kernel_the_case_falls_back_to_masked_attention() -> None:
+    from vendors.cpu import VENDOR
+
+    assert getattr(VENDOR, "ragged_attention", None) is None  # the cpu vendor offers none
+    model = tiny_lm()
+    model.enable_packing(9, None)
+    assert model.packed_attention is masked_attention

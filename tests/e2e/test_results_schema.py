@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from benchmarks import accuracy, provenance
-from benchmarks.history import CSV_COLUMNS
+from benchmarks import metrics, provenance
+from benchmarks.reporting.history import CSV_COLUMNS
 from benchmarks.llama2_7b_mmlu import CASE
 from benchmarks.llama2_7b_mmlu.categories import SUBJECT_CATEGORY
 from benchmarks.llama2_7b_mmlu.data import SUBJECTS
 from results_support import PNG_MAGIC, doc_tables, packed_run, read_csv, run_smoke, shared_runs
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DOC = REPO_ROOT / "docs" / "results_schema.md"
 JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
               "object": (dict,), "array": (list,), "null": (type(None),)}
@@ -181,12 +181,12 @@ def test_accuracy_detail_adds_up(runs, result) -> None:
     assert acc["agreement"]["pred"] == pytest.approx(m["agreement"])
     assert acc["agreement"]["choice_differing"] == sum(r["choice_val"] != r["choice_infer"] for r in preds)
     # the same report, recomputed from predictions.jsonl alone
-    assert accuracy.from_rows(preds, CASE.categories) == acc
+    assert metrics.accuracy_from_rows(preds, CASE.categories) == acc
 
 
 def test_accuracy_detail_unit() -> None:
-    rec = accuracy.PassPredictions
-    d = accuracy.detail(["x", "x", "y", "z"], [1, 2, 3, 4],
+    rec = metrics.PassPredictions
+    d = metrics.accuracy_detail(["x", "x", "y", "z"], [1, 2, 3, 4],
                         {"val": rec([1, 2, 0, 0], [1, 2, 3, 0]), "infer": rec([1, 0, 0, 0], None)},
                         {"x": "A", "y": "B"})
     assert d["overall"]["val_correct"] == 2 and d["overall"]["val_choice_acc"] == 0.75
@@ -196,7 +196,7 @@ def test_accuracy_detail_unit() -> None:
                                      "infer_acc": 0.5, "infer_choice_correct": None, "infer_choice_acc": None}
     assert d["uncategorized_subjects"] == ["z"] and d["by_subject"]["z"]["category"] is None
     assert d["agreement"] == {"pred": 0.75, "pred_differing": 1, "choice": None, "choice_differing": None}
-    none = accuracy.detail(["x"], [1], {"val": None, "infer": rec([1])})
+    none = metrics.accuracy_detail(["x"], [1], {"val": None, "infer": rec([1])})
     assert none["overall"]["val_acc"] is None and none["agreement"]["pred"] is None and none["by_category"] == {}
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from benchmarks import gate
+from benchmarks.reporting import gate
 from benchmarks.errors import BenchmarkError
 from results_support import cli, read_csv, run_smoke, shared_runs
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINES = REPO_ROOT / "baselines" / "llama2_7b_mmlu"
 
 

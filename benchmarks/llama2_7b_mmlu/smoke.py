@@ -39,10 +39,11 @@ FORMAT_VERSION = 1
 MODEL_DIRNAME = "llama2_7b_hf"
 DATASET_DIRNAME = "mmlu_dataset"
 N_DEV = 5
-CHOICES = ("A", "B", "C", "D")
 
 # The real subject names, so the generated data exercises the case's subject validation.
-from .llama2_7b_mmlu.data import SUBJECTS  # noqa: E402
+from . import data as mmlu  # noqa: E402
+from .data import LETTERS as CHOICES  # noqa: E402
+from .data import SUBJECTS  # noqa: E402
 
 assert len(SUBJECTS) == 57
 
@@ -115,27 +116,14 @@ def _write_dataset(dataset_dir: Path, n_test: int, seed: int) -> dict[str, dict[
     return out
 
 
-def format_subject(subject: str) -> str:
-    return " " + " ".join(subject.split("_"))
-
-
-def format_example(row: Sequence[str], include_answer: bool = True) -> str:
-    """The MMLU (Hendrycks et al.) example format: question, lettered choices, 'Answer:' [letter]."""
-    text = row[0]
-    for letter, choice in zip(CHOICES, row[1:5]):
-        text += f"\n{letter}. {choice}"
-    text += "\nAnswer:"
-    if include_answer:
-        text += f" {row[5]}\n\n"
-    return text
+def _question(subject: str, index: int, row: Sequence[str]) -> mmlu.Question:
+    return mmlu.Question(subject, index, row[0], tuple(row[1:5]), row[5])  # type: ignore[arg-type]
 
 
 def format_prompt(subject: str, dev_rows: Sequence[Sequence[str]], test_row: Sequence[str]) -> str:
-    """A 5-shot MMLU prompt in the reference format (used to build the vocab and by the tests)."""
-    text = f"The following are multiple choice questions (with answers) about{format_subject(subject)}.\n\n"
-    for row in dev_rows:
-        text += format_example(row)
-    return text + format_example(test_row, include_answer=False)
+    """The 5-shot prompt of CSV rows, by the case's own formatter (used to build the vocab and by the tests)."""
+    dev = [_question(subject, i, r) for i, r in enumerate(dev_rows)]
+    return mmlu.build_prompt(subject, dev, _question(subject, 0, test_row), len(dev))
 
 
 # ----------------------------------------------------------------------------------------- tokenizer

@@ -11,12 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import BenchmarkError
+from ..errors import BenchmarkError
 
 log = logging.getLogger("benchmarks")
-
-BIN_TOKENS = 64
-
 
 def _pyplot() -> Any:
     import matplotlib
@@ -25,27 +22,6 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def throughput_by_length(lengths: Sequence[int], passes: Mapping[str, Sequence[float] | None],
-                         bin_tokens: int = BIN_TOKENS) -> dict[str, Any]:
-    """Core tokens/s per prompt-length bin [lo, lo + bin_tokens): sum(tokens) / sum(core seconds) of its prompts."""
-    bins: dict[int, list[int]] = defaultdict(list)
-    for i, n in enumerate(lengths):
-        bins[n // bin_tokens * bin_tokens].append(i)
-    los = sorted(bins)
-    out: dict[str, Any] = {"bin_tokens": bin_tokens, "bin_start": los,
-                           "questions": [len(bins[lo]) for lo in los], "tokens_per_s": {}}
-    for name, each in passes.items():
-        if each is None:
-            continue
-        assert len(each) == len(lengths)
-        rates = []
-        for lo in los:
-            secs = sum(each[i] for i in bins[lo])
-            rates.append(sum(lengths[i] for i in bins[lo]) / secs if secs > 0 else None)
-        out["tokens_per_s"][name] = rates
-    return out
 
 
 def plot_throughput_by_length(path: Path, data: Mapping[str, Any], title: str) -> Path | None:

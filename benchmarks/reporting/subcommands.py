@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError
+from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError
 
 PRED_FIELDS = ("pred_infer", "pred_val", "choice_infer", "choice_val")
 
@@ -98,7 +98,7 @@ def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, in
 
 
 def compare_predictions(argv: list[str]) -> int:
-    from .results import write_jsonl
+    from .atomic import write_jsonl
 
     p = _Parser(prog="run_benchmark.py compare-predictions",
                 description="Agreement of two runs' predictions.jsonl, and the questions where they differ.")

@@ -1,0 +1,64 @@
+"""The end of a run as the user sees it: the gate inputs checked up front, then after the run the
+reference table's row, the verdict, the gate, the history row and the list of files.
+
+The runner writes the run's own files; the CLI calls `check_gate_inputs` before and `after_run` after.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import EXIT_OK, EXIT_REGRESSION
+from . import gate as _gate
+from . import history
+from .files import RESULT_FILES, save_all
+from .markdown import TABLE_HEADER, accuracy_line, table_row
+from .record import RunResult
+
+
+def check_gate_inputs(baseline_path: Path | None, history_path: Path | None,
+                      run_context: Mapping[str, Any]) -> _gate.Baseline | None:
+    """Load the baseline and check the history file before the run; a problem is a BenchmarkError (exit 2)."""
+    baseline = None
+    if baseline_path is not None:
+        baseline = _gate.load_baseline(baseline_path)
+        _gate.check_context(baseline, run_context)
+    if history_path is not None:
+        history.check_history(history_path)
+    return baseline
+
+
+def print_table(result: Mapping[str, Any]) -> None:
+    """The reference table's row, the verdict with its reasons and notes, and the --repeat spread."""
+    print(f"\n{TABLE_HEADER}\n{table_row(result)}\n")
+    print(f"verdict: {result['verdict']['status']}" + "".join(f"\n  - {r}" for r in result["verdict"]["reasons"]))
+    for note in result["verdict"]["notes"]:
+        print(f"  note: {note}")
+    for key, s in ((result.get("repeat") or {}).get("spread") or {}).items():
+        if s:
+            cv = "n/a" if s["cv"] is None else f"{100 * s['cv']:.1f}%"
+            print(f"repeat x{result['repeat']['completed']} {key}: median {s['median']:.1f} "
+                  f"(min {s['min']:.1f}, max {s['max']:.1f}, CV {cv})")
+
+
+def after_run(result: RunResult, output_dir: Path, baseline: _gate.Baseline | None,
+              history_path: Path | None) -> int:
+    """Print the table, gate (when a baseline is given) and rewrite the result files, append history, print
+    the rest of the summary (files, gate table). Returns the exit code: 0, or 1 on a regression."""
+    print_table(result.as_dict())
+    code = EXIT_OK
+    if baseline is not None:
+        result.gate = _gate.compare(result.as_dict(), baseline)
+        save_all(output_dir, result)
+        code = EXIT_REGRESSION if result.gate["status"] != "PASS" else EXIT_OK
+    data = result.as_dict()
+    if history_path is not None:
+        history.append_history(history_path, data, output_dir)
+    line = accuracy_line(data)
+    if line:
+        print(line)
+    files = [output_dir / name for name in RESULT_FILES if (output_dir / name).exists()]
+    print("files:\n" + "\n".join(f"  {p}" for p in files) + (f"\nhistory: {history_path}" if history_path else ""))
+    if baseline is not None:
+        print("\n" + _gate.table(result.gate))
+    return code
