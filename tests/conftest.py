@@ -17,6 +17,11 @@ TESTS = Path(__file__).resolve().parent
 for path in (REPO_ROOT, TESTS):  # the repository, and the shared helpers (fault_helpers, results_support)
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+# The test-only cases (tests/cases/: parity) are registered like out-of-tree cases, for this process and the
+# CLI processes the tests start.
+CASES = TESTS / "cases"
+os.environ["LLAMA_BENCH_CASE_PATH"] = os.pathsep.join(
+    p for p in (os.environ.get("LLAMA_BENCH_CASE_PATH", ""), str(CASES)) if p)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -5,13 +5,12 @@ The packed inference pass spends ~10% of its time in attention (docs/results/REA
 attention's variable-length kernel reaches well under half of the card's peak on ~770-token prompts. This
 times the candidates on the same inputs, one layer's attention per pack (Llama-2-7B: 32 heads x 128):
 
-  flash_T     the model's varlen_attention: flash attention's variable-length kernel, max length = the pack's
+  flash_T     the nvidia vendor's ragged attention: flash attention's variable-length kernel, max length = the pack's
               length (the kernel before the bound)
   flash       the same, max length = the longest prompt (what the model does now)
-  cudnn       the same through cuDNN's ragged SDPA (run key packed_attention: cudnn)
+  cudnn       the same through cuDNN's ragged SDPA (nvidia key packed_attention: cudnn)
   flex        FlexAttention, compiled, with a document-causal block mask built per pack
-  fp32        varlen_attention in fp32 (memory-efficient kernel on CUDA, SDPA with the mask spelled out
-              elsewhere), for checking
+  fp32        the nvidia vendor's fp32 kernel (memory-efficient attention), for checking
 
 Per backend: the first call over all packs (plans, compilation), then the steady time of a second and third
 sweep, TFLOP/s of the causal work, and the largest difference from the first backend listed.
@@ -31,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
-from benchmarks.llama2_7b_mmlu.packing import segment_ids, varlen_attention  # noqa: E402
+from benchmarks.llama2_7b_mmlu.packing import segment_ids  # noqa: E402
 from benchmarks.passes import plan_packs  # noqa: E402
 from benchmarks.toolkits import padded_length  # noqa: E402
 
@@ -54,13 +53,18 @@ def causal_flops(segs: list[int], heads: int, head_dim: int) -> float:
 
 def make_backend(name: str, longest: int):
     if name in ("flash_T", "flash", "cudnn", "fp32"):
-        # The model's own packed attention (benchmarks.llama2_7b_mmlu.packing), with its kernel switch set.
+        # The vendor's ragged attention kernels (vendors/nvidia/ragged.py), as the model calls them.
+        from benchmarks.llama2_7b_mmlu.packing import masked_attention
+        from vendors.nvidia.ragged import select
+
         def run(q, k, v, cu, segs):
-            kernel = "cudnn" if name == "cudnn" else "flash"
+            kernel = select("cudnn" if name == "cudnn" else "flash", "fp32" if name == "fp32" else "fp16")
+            if not q.is_cuda:  # for checking off the GPU: the case's own masked fallback
+                kernel = masked_attention
             bound = q.shape[0] if name == "flash_T" else longest
             if name == "fp32":
-                return varlen_attention(q.float(), k.float(), v.float(), cu, cu, bound, bound, True, None).to(q.dtype)
-            return varlen_attention(q, k, v, cu, cu, bound, bound, True, None, kernel)
+                return kernel(q.float(), k.float(), v.float(), cu, cu, bound, bound, True, None).to(q.dtype)
+            return kernel(q, k, v, cu, cu, bound, bound, True, None)
         return run
     if name == "flex":
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention

@@ -34,12 +34,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.accuracy import agreement  # noqa: E402
+from benchmarks.metrics import agreement  # noqa: E402
 from benchmarks.config import fields_of, parse_set  # noqa: E402
 from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
 from benchmarks.passes import HostBatch, plan_packs, run_pass  # noqa: E402
 from benchmarks.registry import default_vendor, get_vendor  # noqa: E402
 from benchmarks.toolkits import padded_length  # noqa: E402
+from vendors.nvidia.ragged import select  # noqa: E402
 
 
 FLAGS = ("fuse", "prune", "nocap", "cudnn")
@@ -130,7 +131,7 @@ def main() -> None:
     samples = rng.sample(work.samples, min(args.n, len(work.samples)))
     t = time.perf_counter()
     synthetic = not any((args.data_dir / params.weight_dir).glob("*.safetensors"))
-    model = CASE.build_model(params, args.data_dir, args.precision, dev, synthetic, 0)
+    model = CASE.build_model(params, args.data_dir, precision=args.precision, device=dev, synthetic=synthetic, seed=0)
     vendor.synchronize()
     print(f"model built in {time.perf_counter() - t:.1f}s (synthetic={synthetic})", flush=True)
     batch = HostBatch([s.input_ids for s in samples], dev)
@@ -149,7 +150,8 @@ def main() -> None:
         t = time.perf_counter()
         fn = model
         if v["pack"]:
-            model.enable_packing(None if v["nocap"] else max(batch.lengths), "cudnn" if v["cudnn"] else "flash")
+            kernel = select("cudnn" if v["cudnn"] else "flash", args.precision) if dev.type == "cuda" else None
+            model.enable_packing(None if v["nocap"] else max(batch.lengths), kernel)
         model.prune_last = False
         if v["prune"]:
             model.prune_last_layer()
