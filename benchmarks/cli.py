@@ -33,14 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "(run_benchmark.py SUBCOMMAND --help)")
     p.add_argument("--case", default="llama2_7b_mmlu", help="case name (default: llama2_7b_mmlu)")
     p.add_argument("--vendor", default=None, help="vendor name (default: nvidia when CUDA is present, else cpu)")
-    p.add_argument("--data_dir", type=Path, default=Path("data"), help="folder holding the data the case reads (llama2_7b_mmlu: weight_dir and mmlu_dir)")
+    p.add_argument("--data_dir", type=Path, default=Path("data"), help="folder holding the data the case reads (see the case's README)")
     p.add_argument("--output_dir", type=Path, default=None, help="default: outputs/<case>/<timestamp>/")
     p.add_argument("--config_dir", type=Path, default=REPO_ROOT / "configs", help=argparse.SUPPRESS)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a merged config key (typed by the key's declared type); repeatable")
     p.add_argument("--limit", type=int, default=None, help="run only the first N questions of every subject")
     p.add_argument("--smoke", action="store_true",
-                   help="generate a tiny model and MMLU-format data and run the normal path on it "
+                   help="generate the case's tiny model and data (nothing is downloaded) and run the normal path on it "
                         "(vendor default: cpu; any vendor may be named with --vendor)")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
     p.add_argument("--repeat", type=int, default=1, metavar="N",

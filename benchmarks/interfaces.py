@@ -373,7 +373,7 @@ class Optimization:
         return [self.name]
 
     def memory_hints(self, options: Any) -> list[str]:
-        """Settings that lower memory when it is active, e.g. '--set pack_tokens=2048 (...)'."""
+        """Settings that lower memory when it is active, e.g. '--set pack_tokens=4096 (...)'."""
         return []
 
     def off_setting(self) -> str:

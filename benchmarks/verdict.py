@@ -87,9 +87,9 @@ def packed_predictions(e: Evidence) -> Iterator[Finding]:
         return
     n, same = e.packing["pack_tokens"], e.packing["same_predictions_as_validation"]
     if same is None:
-        yield note(f"pack_tokens={n}: predictions not compared with batch 1 (no validation pass)")
+        yield note(f"packs of <= {n} tokens: predictions not compared with batch 1 (no validation pass)")
         return
-    text = (f"pack_tokens={n}: {100 * same:.2f}% of inference predictions equal the validation pass's "
+    text = (f"packs of <= {n} tokens: {100 * same:.2f}% of inference predictions equal the validation pass's "
             f"(batch 1, plain model); required {100 * PACKING_MIN_SAME:.1f}%")
     if same >= PACKING_MIN_SAME:
         yield note(text)

@@ -27,6 +27,8 @@ os.environ["LLAMA_BENCH_CASE_PATH"] = os.pathsep.join(
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vendor", default="cpu",
                      help="the vendor tests/contract checks (a name the registry knows; default: cpu)")
+    parser.addoption("--case", default=None,
+                     help="the case tests/contract checks (a name the registry knows; default: every case)")
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,19 @@
-"""Fixtures of the vendor contract tests: the vendor named by `--vendor` (tests/conftest.py declares it),
-configured from its own YAML, and the case's tiny smoke model on the vendor's device.
+"""Fixtures of the contract tests. Vendor contract: the vendor named by `--vendor` (tests/conftest.py declares
+it), configured from its own YAML, and the reference case's tiny smoke model on the vendor's device. Case
+contract: every registered case (`--case NAME` for one), including the test-only ones of tests/cases/.
 
 Tests that need the device skip when `vendor.is_available()` is False (e.g. nvidia on a CPU machine).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from benchmarks.config import Config, load_config
-from benchmarks.registry import REPO_ROOT, get_case, get_vendor, vendor_home
+from benchmarks.registry import REPO_ROOT, get_case, get_vendor, known_cases, vendor_home
 
 CASE_NAME = "llama2_7b_mmlu"
 # Prompt lengths for the toolkit checks: the toolkit is warmed up on these, then called on each.
@@ -19,10 +21,25 @@ PROMPT_LENGTHS = (7, 12, 23, 40)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One test per toolkit the vendor offers (the names come from the vendor itself)."""
+    """One test per toolkit the vendor offers (the names come from the vendor itself), one per case."""
     if "toolkit_name" in metafunc.fixturenames:
         vendor = get_vendor(metafunc.config.getoption("--vendor"))
         metafunc.parametrize("toolkit_name", sorted(vendor.toolkits()))
+    if "case_name" in metafunc.fixturenames:
+        only = metafunc.config.getoption("--case")
+        metafunc.parametrize("case_name", [only] if only else known_cases(), scope="module")
+
+
+def _switched_on(opt):
+    first = dataclasses.fields(opt.Options)[0]
+    value = 4096 if isinstance(first.default, int) and not isinstance(first.default, bool) else True
+    return opt.Options(**{first.name: value})
+
+
+@pytest.fixture(scope="session")
+def switched_on():
+    """opt -> the options that switch a declared optimization on: its first key truthy (a budget of 4096)."""
+    return _switched_on
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +79,7 @@ def precision(config: Config) -> str:
 def tiny_model(vendor, config: Config, device: torch.device, precision: str, smoke_data_dir: Path):
     """The case's model built the normal way from the smoke data_dir's tiny Llama, on the device."""
     case = get_case(CASE_NAME)
-    return case.build_model(config.case, smoke_data_dir, precision, device, False, 0)
+    return case.build_model(config.case, smoke_data_dir, precision=precision, device=device, synthetic=False, seed=0)
 
 
 @pytest.fixture(scope="session")

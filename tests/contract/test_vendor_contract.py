@@ -55,6 +55,7 @@ def test_options_is_a_frozen_documented_dataclass_whose_defaults_construct(vendo
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(options, fields[0].name, getattr(options, fields[0].name))
     taken = set(fields_of(RunConfig)) | set(fields_of(type(config.case)))
+    taken |= {k for opts in config.optimizations.values() for k in fields_of(type(opts))}
     clash = sorted(taken & {f.name for f in fields})
     assert not clash, f"Options repeats harness/case keys: {clash}"
 
@@ -250,23 +251,29 @@ def test_toolkit_prepares_a_callable_that_predicts_like_the_plain_model(
 
 
 def test_toolkit_scores_packed_prompts_like_each_alone(
-    toolkit_name: str, vendor, config, device: torch.device, precision: str, smoke_data_dir, prompts
+    toolkit_name: str, vendor, config, device: torch.device, precision: str, smoke_data_dir, prompts, switched_on
 ) -> None:
-    """With pack_tokens > 0 the inference pass hands the toolkit's callable several prompts in one input
-    (benchmarks.interfaces, ModelFn); each must get the logits it gets alone."""
+    """With the case's packing optimizations on, the inference pass hands the toolkit's callable several prompts
+    in one input (benchmarks.interfaces, ModelFn); each must get the logits it gets alone. The case's named
+    optimizations are switched on one after the other, as the runner applies them (with this vendor's ragged
+    attention kernel, or the case's fallback)."""
+    from benchmarks.interfaces import OptimizationContext
     from benchmarks.registry import get_case
 
-    model = get_case(CASE_NAME).build_model(config.case, smoke_data_dir, precision, device, False, 0)
+    case = get_case(CASE_NAME)
+    model = case.build_model(config.case, smoke_data_dir, precision=precision, device=device, synthetic=False, seed=0)
     with torch.inference_mode():
         alone = [model(ids, last)[0] for ids, last in prompts]
     lengths = [ids.shape[1] for ids, _ in prompts]
-    # As the runner does: no prompt of a pack is longer than the longest one (attention is bounded by it).
-    model.enable_packing(max(lengths))
+    ctx = OptimizationContext(vendor=vendor, precision=precision, longest_prompt=max(lengths))
     packs = [(0, 2), (2, len(prompts)), (0, len(prompts))]
-    for prune in (False, True):  # then the named optimization prune_last_layer: the same logits
-        if prune:
-            model.prune_last_layer()
-            torch._dynamo.reset()
+    applied = []
+    for opt in case.optimizations:
+        if opt.needs_compiler:  # checked by the toolkit test above; the 'none' toolkit would not exercise it
+            continue
+        opt.apply(model, switched_on(opt), ctx)
+        applied.append(opt.name)
+        torch._dynamo.reset()
         toolkit = vendor.toolkits()[toolkit_name](config.vendor, vendor)
         fn = toolkit.prepare(model, [tuple(lengths[i:j]) for i, j in packs])
         with torch.inference_mode():
@@ -281,8 +288,34 @@ def test_toolkit_scores_packed_prompts_like_each_alone(
                     ref32 = ref.float()
                     tolerance = ARGMAX_TOLERANCE[precision] * max(1.0, float(ref32.abs().max()))
                     assert got == want or float(ref32[want] - ref32[got]) <= tolerance, (
-                        f"toolkit '{toolkit_name}' predicts {got} for a packed prompt (prune_last_layer={prune}), "
+                        f"toolkit '{toolkit_name}' predicts {got} for a packed prompt ({', '.join(applied)}), "
                         f"{want} for it alone")
                     if precision == "fp32":
                         torch.testing.assert_close(row.float(), ref32, atol=1e-4, rtol=1e-4)
         assert toolkit.report().recompiles == 0, f"toolkit '{toolkit_name}' compiled again after prepare()"
+    assert applied, "the case declares no optimization that packs prompts"
+
+
+def test_ragged_attention_when_offered_attends_within_each_block(vendor, device: torch.device, precision: str) -> None:
+    """Vendor.ragged_attention (optional): block-diagonal attention, causal within a block, grouped-query
+    heads, checked against plain softmax attention of each block alone."""
+    from benchmarks.interfaces import ragged_attention_of
+
+    kernel = ragged_attention_of(vendor, precision)
+    if kernel is None:
+        pytest.skip(f"vendor '{vendor.name}' offers no ragged attention (the case uses its own fallback)")
+    dtype = torch.float32 if precision == "fp32" else {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    gen = torch.Generator().manual_seed(0)
+    lens, heads, kv_heads, dim = [5, 17, 9], 4, 2, 64
+    q = torch.randn(sum(lens), heads, dim, generator=gen)
+    k, v = (torch.randn(sum(lens), kv_heads, dim, generator=gen) for _ in range(2))
+    cu = torch.tensor([0, *lens]).cumsum(0).to(torch.int32)
+    out = kernel(*(t.to(device, dtype) for t in (q, k, v)), cu.to(device), cu.to(device), max(lens), max(lens),
+                 True, dim ** -0.5).float().cpu()
+    for b, n in enumerate(lens):
+        lo = int(cu[b])
+        qq, kk, vv = (t[lo:lo + n].transpose(0, 1) for t in (q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1)))
+        scores = qq @ kk.transpose(1, 2) * dim ** -0.5 + torch.full((n, n), float("-inf")).triu(1)
+        want = (torch.softmax(scores, -1) @ vv).transpose(0, 1)
+        tol = 1e-4 if precision == "fp32" else 2e-2
+        torch.testing.assert_close(out[lo:lo + n], want, atol=tol, rtol=tol)

@@ -81,7 +81,7 @@ def test_packing_must_keep_batch_one_predictions_with_real_weights(differ, valid
     verdict = V.judge(evidence(packing=packing))
     assert (verdict["status"] == "VALID") is valid, verdict
     if not valid:
-        assert verdict["reasons"] == ["pack_tokens=4096: 99.85% of inference predictions equal the validation "
+        assert verdict["reasons"] == ["packs of <= 4096 tokens: 99.85% of inference predictions equal the validation "
                                       "pass's (batch 1, plain model); required 99.9%"]
 
 
@@ -90,7 +90,7 @@ def test_packing_bar_is_a_note_with_random_weights_or_without_validation():
     packing = M.packing(infer, record("validation", [1] * 100, 100), V.PACKING_MIN_SAME)
     verdict = V.judge(evidence(0.0, synthetic=True, packing=packing))
     assert verdict["status"] == "VALID"
-    assert any(n.startswith("pack_tokens=4096: 95.00%") and "not enforced" in n for n in verdict["notes"])
+    assert any(n.startswith("packs of <= 4096 tokens: 95.00%") and "not enforced" in n for n in verdict["notes"])
     packing = M.packing(infer, None, V.PACKING_MIN_SAME)
     verdict = V.judge(evidence(packing=packing))
     assert packing["same_predictions_as_validation"] is None

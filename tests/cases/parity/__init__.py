@@ -144,11 +144,9 @@ class ParityCase:
 
     def build_model(self, params: Params, data_dir: Path, *, precision: str, device: torch.device,
                     synthetic: bool, seed: int) -> nn.Module:
+        torch.manual_seed(seed)  # the head's random init: synthetic weights are the seed's
         model = ParityModel()
-        if synthetic:
-            torch.manual_seed(seed)
-            nn.init.normal_(model.head.weight)
-        else:
+        if not synthetic:
             model.head.load_state_dict(torch.load(data_dir / params.weights_dir / "head.pt", weights_only=True))
         return model.to(device=device, dtype=torch_dtype(precision)).eval()
 
