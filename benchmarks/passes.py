@@ -111,9 +111,11 @@ def run_pass(
     # stream(first_index, predictions): every `log_freq` questions, the new predictions, for a crash-safe log
     stream: Callable[[int, list[int]], None] | None = None,
     pack_tokens: int = 0,
+    # the forwards as [i, j) prompt ranges, when the caller planned them already (plan_packs(lengths, pack_tokens))
+    plan: Sequence[tuple[int, int]] | None = None,
 ) -> PassRecord:
     n = len(batch)
-    plan = plan_packs(batch.lengths, pack_tokens)
+    plan = plan_packs(batch.lengths, pack_tokens) if plan is None else plan
     local_last = batch.pack_last(plan) if pack_tokens > 0 else batch.last
     streamed = 0
     device = batch.device

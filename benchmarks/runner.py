@@ -65,6 +65,7 @@ class Run:
         self.samples: list[Any] = []
         self.active = optimizations.active(req.case.optimizations, req.config)
         self.pack_tokens = optimizations.pack_tokens(self.active)
+        self.plan: list[tuple[int, int]] | None = None
 
     def save(self) -> None:
         if self.result is not None:
@@ -104,7 +105,8 @@ class Run:
             if not cfg.no_validation:
                 self._validation(model, batch, workload.choice_ids)
             compile_fallback = None
-            calls = [tuple(batch.lengths[i:j]) for i, j in plan_packs(batch.lengths, self.pack_tokens)]
+            self.plan = plan_packs(batch.lengths, self.pack_tokens)  # the inference pass's forwards, planned once
+            calls = [tuple(batch.lengths[i:j]) for i, j in self.plan]
             with self.spans.span("compile", sync):
                 # After the validation pass, which keeps the plain model.
                 optimizations.apply_all(model, self.active, OptimizationContext(
@@ -149,8 +151,9 @@ class Run:
         cfg = self.req.config.run
         progress = self.req.progress(label or name) if self.req.progress else None
         writer = files.prediction_stream(self.req.output_dir, name, self.samples) if stream else None
+        packed = name == "inference"
         return run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
-                        self.pack_tokens if name == "inference" else 0)
+                        self.pack_tokens if packed else 0, self.plan if packed else None)
 
     def _repeat_passes(self, model: Any, fn: Any, batch: HostBatch, choice_ids: Any) -> None:
         """--repeat N: runs 2..N of the timed passes, on the model and compiled callable of run 1."""

@@ -20,8 +20,14 @@ for path in (REPO_ROOT, TESTS):  # the repository, and the shared helpers (fault
 # The test-only cases (tests/cases/: parity) are registered like out-of-tree cases, for this process and the
 # CLI processes the tests start.
 CASES = TESTS / "cases"
+sys.path.insert(0, str(CASES))  # `import parity` for the tests that make its data
 os.environ["LLAMA_BENCH_CASE_PATH"] = os.pathsep.join(
     p for p in (os.environ.get("LLAMA_BENCH_CASE_PATH", ""), str(CASES)) if p)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: compiles with inductor or runs longer than ~5 s; the fast tier is "
+                                       "`python -m pytest -q -m \"not slow\" tests`")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
