@@ -25,6 +25,7 @@ import yaml
 
 from .errors import BenchmarkError, one_line
 from .flops import parse_flops
+from .input_limits import LimitedLoader, check_int_range
 from .interfaces import PRECISIONS
 
 # Packed attention kernels a case model may offer (fp16/bf16 on CUDA); the llama2_7b_mmlu model offers both.
@@ -144,8 +145,9 @@ class Config:
 # ---------------------------------------------------------------------------------------------- YAML
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+class _UniqueKeyLoader(LimitedLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML would silently keep the last), and
+    (LimitedLoader) deep nesting, alias bombs and unhashable keys."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -256,6 +258,7 @@ def build(cls: type, values: Mapping[str, Any], sources: Mapping[str, str], home
             value = tuple(value)
         if _check_type(value, float) and tp is float:
             value = float(value)
+        check_int_range(name, value, sources.get(name, home))
         kwargs[name] = value
     try:
         return cls(**kwargs)

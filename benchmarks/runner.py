@@ -9,8 +9,10 @@ import datetime as _dt
 import functools
 import json
 import logging
+import os
 import platform
 import random
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import torch
 
 from . import metrics as _metrics
 from . import outputs as _outputs
-from . import accuracy, faults, provenance, reproducibility, results
+from . import accuracy, faults, provenance, reproducibility, results, safe_io
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import PeakFlops, Vendor
@@ -66,6 +68,8 @@ class Run:
         self.val: PassRecord | None = None
         self.infer: PassRecord | None = None
         self.samples: list[Any] = []
+        # In every streamed row and in result.json: rows of another run in the same file are told apart.
+        self.run_id = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
 
     # ------------------------------------------------------------------------------------------------ files
     def save(self) -> None:
@@ -270,11 +274,13 @@ class Run:
         path = self.req.output_dir / STREAM_FILE
 
         def write(first: int, preds: list[int]) -> None:
-            with path.open("a", encoding="utf-8") as f:
-                for k, pred in enumerate(preds, start=first):
-                    s = self.samples[k]
-                    f.write(json.dumps({"pass": name, "subject": s.subject, "index": s.index, "pred": pred}) + "\n")
-                f.flush()
+            rows = [json.dumps({"run_id": self.run_id, "pass": name, "subject": self.samples[k].subject,
+                                "index": self.samples[k].index, "pred": pred}) + "\n"
+                    for k, pred in enumerate(preds, start=first)]
+            try:
+                safe_io.append_whole(path, "".join(rows))
+            except OSError as exc:
+                raise OSError(exc.errno, f"{exc.strerror}: cannot append to {path}") from exc
 
         return write
 
@@ -284,6 +290,11 @@ class Run:
     def _phase_done(self, name: str) -> None:
         self.result.setdefault("phases_done", []).append(name)
         self.result["phases_s"] = dict(self.spans.seconds)
+        self.result["metrics_partial"] = self.partial_metrics()
+        self.save()
+
+    def partial_metrics(self) -> dict[str, Any]:
+        """Throughput, accuracy and non-finite count of every pass finished so far."""
         partial = {}
         for rec in (self.val, self.infer):
             if rec is not None:
@@ -292,8 +303,7 @@ class Run:
                 partial[f"p_{key}_core"] = _metrics.throughput(rec.tokens, rec.core_s)
                 partial[f"{key}_acc"] = _metrics.accuracy(rec.predictions, [s.label for s in self.samples])
                 partial[f"{key}_nonfinite_questions"] = rec.nonfinite_questions
-        self.result["metrics_partial"] = partial
-        self.save()
+        return partial
 
     def _header(self, precision: str) -> dict[str, Any]:
         req, cfg = self.req, self.req.config.run
@@ -303,6 +313,7 @@ class Run:
                "command_line": req.command_line}
         return {
             "schema_version": results.SCHEMA_VERSION,
+            "run_id": self.run_id,
             "status": "running",
             "case": req.case.name,
             "vendor": req.vendor.name,
