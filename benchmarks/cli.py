@@ -197,7 +197,7 @@ def _one_line(exc: BaseException, limit: int = 1000) -> str:
 
 def run(argv: list[str]) -> int:
     from .config import load_config
-    from .registry import default_vendor, get_case, get_toolkit, get_vendor, vendor_home
+    from .registry import default_vendor, get_case, get_toolkit, get_vendor, vendor_call, vendor_home
     from .outputs import after_run, check_gate_inputs
     from .progress import make_progress
     from .runner import Run, RunRequest
@@ -221,8 +221,9 @@ def run(argv: list[str]) -> int:
     vendor = get_vendor(vendor_name)
     config = load_config(args.config_dir, args.case, vendor_name, case.Params, vendor.Options, args.overrides,
                          vendor_home=vendor_home(vendor_name))
-    vendor.configure(config.vendor)
-    if not vendor.is_available():
+    where = f"from {vendor_home(vendor_name) or 'an entry point'}"
+    vendor_call(vendor_name, where, "configure()", vendor.configure, config.vendor)
+    if not vendor_call(vendor_name, where, "is_available()", vendor.is_available):
         raise BenchmarkError(f"vendor '{vendor_name}' finds no usable device on this machine; "
                              "choose another --vendor (or run where its device is)")
     get_toolkit(vendor, config.run.compiler, config.vendor)  # an unknown toolkit fails before any output
