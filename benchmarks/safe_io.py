@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from .errors import BenchmarkError
 
 # A run's own files in its folder (outputs.RESULT_FILES, the streamed predictions, a temp file left by a kill).
+_write = os.write  # one name for the appends below, so a test can make the disk "full" for them alone
 RUN_FILE_GLOBS = ("result.json", "result.md", "result.csv", "predictions*.jsonl", "*.png", "run.log",
                   ".result.*.tmp", ".predictions*.tmp")
 
@@ -96,7 +97,7 @@ def append_whole(path: Path, text: str) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[_write(fd, view):]
             os.fsync(fd)
         except BaseException:
             try:

@@ -17,6 +17,10 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~5 s (real subprocess runs, smoke-data generation)")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vendor", default="cpu",
                      help="the vendor tests/contract checks (a name the registry knows; default: cpu)")
