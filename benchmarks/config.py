@@ -258,13 +258,15 @@ def build(cls: type, values: Mapping[str, Any], sources: Mapping[str, str], home
             value = tuple(value)
         if _check_type(value, float) and tp is float:
             value = float(value)
-        check_int_range(name, value, sources.get(name, home))
         kwargs[name] = value
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except BenchmarkError as exc:
         # Name the file the offending key came from.
         raise BenchmarkError(f"{_first_source(str(exc), sources)}{exc}") from None
+    for name, value in kwargs.items():  # after the class's own checks, whose messages are more specific
+        check_int_range(name, value, sources.get(name, home))
+    return built
 
 
 def _first_source(message: str, sources: Mapping[str, str]) -> str:

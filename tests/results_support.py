@@ -46,7 +46,8 @@ def cli(argv: list[str], cache: Path | None = None) -> tuple[int, str, str]:
 
 
 def run_smoke(cache: Path, output_dir: Path, *extra: str) -> CliRun:
-    code, out, err = cli([*SMOKE_ARGS, "--output_dir", str(output_dir), "--quiet", *extra], cache)
+    # --overwrite: with $LLAMA_BENCH_CACHE set, results_runs/ outlives the session and holds the last session's runs
+    code, out, err = cli([*SMOKE_ARGS, "--output_dir", str(output_dir), "--quiet", "--overwrite", *extra], cache)
     return CliRun(code, out, err, output_dir)
 
 

@@ -140,6 +140,28 @@ def test_full_disk_while_streaming_leaves_whole_lines_and_a_failed_result(tmp_pa
     assert {r["run_id"] for r in rows} == {result["run_id"]}
 
 
+def test_result_json_is_rewritten_in_place_when_the_disk_is_too_full_for_a_copy(
+        tmp_path: Path, smoke_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import results
+
+    real = results.atomic_write_text
+
+    def no_room_for_a_failed_copy(path: Path, text: str) -> None:
+        if '"status": "failed"' in text:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    def full(fd: int, data) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safe_io, "_write", full)
+    monkeypatch.setattr(results, "atomic_write_text", no_room_for_a_failed_copy)
+    run = run_cli(smoke_data_dir, tmp_path / "out", *FAST)
+    assert_clean_exit(run, 3, "run failed: OSError: ", "status failed recorded in")
+    assert run.result["status"] == "failed" and "No space left on device" in run.result["error"]
+    assert not (run.output_dir / "predictions.partial.jsonl").read_text()  # not even half a line
+
+
 def test_full_disk_writing_predictions_keeps_the_finished_passes(tmp_path: Path, smoke_data_dir: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks import results
