@@ -34,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", default="llama2_7b_mmlu", help="case name (default: llama2_7b_mmlu)")
     p.add_argument("--vendor", default=None, help="vendor name (default: nvidia when CUDA is present, else cpu)")
     p.add_argument("--data_dir", type=Path, default=Path("data"), help="folder holding the data the case reads (see the case's README)")
-    p.add_argument("--output_dir", type=Path, default=None, help="default: outputs/<case>/<timestamp>/")
+    p.add_argument("--output_dir", type=Path, default=None,
+                   help="default: outputs/<case>/<timestamp>-<pid>/ (a new folder per run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --output_dir replace the run it already holds (its result.*, predictions*, png and "
+                        "run.log are removed first); without it such a folder is refused")
     p.add_argument("--config_dir", type=Path, default=REPO_ROOT / "configs", help=argparse.SUPPRESS)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a merged config key (typed by the key's declared type); repeatable")
@@ -83,6 +87,85 @@ def _prepare_output(path: Path) -> Path:
     return path
 
 
+def _output_dir(args: argparse.Namespace, stamp: str) -> tuple[Path, str | None]:
+    """The run's folder, locked for this run and free of an earlier run's files; (folder, note or None)."""
+    from . import locks, safe_io
+
+    if args.output_dir is None:
+        folder = safe_io.new_run_dir(REPO_ROOT / "outputs" / args.case, stamp)
+        return _prepare_output(folder), locks.lock_output_dir(folder)
+    safe_io.check_utf8_path(args.output_dir, "--output_dir")
+    folder = _prepare_output(args.output_dir)
+    note = locks.lock_output_dir(folder)
+    removed = safe_io.claim_output_dir(folder, args.overwrite)
+    if removed:
+        note = "; ".join(filter(None, [note, f"--overwrite: removed the earlier run's "
+                                              f"{', '.join(p.name for p in removed)}"]))
+    return folder, note
+
+
+_LIBRARY_LOGGERS = ("transformers", "torch", "py.warnings")
+_library_saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
+
+
+def _library_logs_to_run_log(quiet: bool) -> None:
+    """With --quiet, warnings of transformers/torch (and Python warnings) go to run.log, not the terminal:
+    a quiet run prints only its summary or its one failure line."""
+    if not quiet:
+        return
+    file_handlers = [h for h in log.handlers if isinstance(h, logging.FileHandler)]
+    logging.captureWarnings(True)
+    for name in _LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        _library_saved.append((logger, list(logger.handlers), logger.propagate))
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        for handler in file_handlers:
+            logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _restore_library_logs() -> None:
+    while _library_saved:
+        logger, handlers, propagate = _library_saved.pop()
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate = propagate
+    logging.captureWarnings(False)
+
+
+# Files written only for a completed run: beside an interrupted or failed result.json they would contradict it.
+_COMPLETED_ONLY = ("result.md", "result.csv", "throughput_vs_length.png")
+
+
+def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:
+    """Record a failed or interrupted run in result.json (status, error, the passes finished so far)."""
+    if run_.result is None:
+        return
+    run_.result.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    run_.result.error = f"{type(exc).__name__}: {one_line(exc, 1000)}"
+    run_.result.phases_s = dict(run_.spans.seconds)
+    run_.result.metrics_partial = run_.partial_metrics()  # also a pass that ended after the last phase
+    for name in _COMPLETED_ONLY:
+        (output_dir / name).unlink(missing_ok=True)
+    where = output_dir / "result.json"
+    try:
+        _save_shielded(run_)
+    except OSError as first:  # disk full: no room for a second copy; overwrite the file's own blocks
+        from .safe_io import rewrite_in_place
+
+        try:
+            rewrite_in_place(where, run_.result.as_dict())
+        except OSError as second:
+            exc.add_note(f"status {run_.result.status} NOT recorded: cannot write {where} "
+                         f"({first.strerror}; {second.strerror})")
+            return
+    _log_file_only(logging.ERROR, "run %s: %s", run_.result.status, run_.result.error)
+    exc.add_note(f"status {run_.result.status} recorded in {where}")
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -115,7 +198,7 @@ def _one_line(exc: BaseException, limit: int = 1000) -> str:
 def run(argv: list[str]) -> int:
     from .config import check_optimizations, load_config
     from .progress import make_progress
-    from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_home
+    from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call, vendor_home
     from .reporting.subcommands import dispatch
     from .reporting.summary import after_run, check_gate_inputs
     from .runner import Run, RunRequest
@@ -124,6 +207,10 @@ def run(argv: list[str]) -> int:
     if code is not None:
         return code
     args = build_parser().parse_args(argv)
+    if args.history is not None:
+        from .safe_io import check_utf8_path
+
+        check_utf8_path(args.history, "--history")
     if args.limit is not None and args.limit < 1:
         raise BenchmarkError(f"--limit {args.limit}: expected a positive number of questions per subject")
     if args.repeat < 1:
@@ -133,8 +220,9 @@ def run(argv: list[str]) -> int:
     vendor = get_vendor(vendor_name)
     config = load_config(case_config_root(args.case, args.config_dir), case, vendor_name, vendor.Options,
                          args.overrides, vendor_home=vendor_home(vendor_name))
-    vendor.configure(config.vendor)
-    if not vendor.is_available():
+    where = f"from {vendor_home(vendor_name) or 'an entry point'}"
+    vendor_call(vendor_name, where, "configure()", vendor.configure, config.vendor)
+    if not vendor_call(vendor_name, where, "is_available()", vendor.is_available):
         raise BenchmarkError(f"vendor '{vendor_name}' finds no usable device on this machine; "
                              "choose another --vendor (or run where its device is)")
     check_optimizations(case.optimizations, config, vendor)  # e.g. a kernel the vendor lacks at this precision
@@ -149,9 +237,12 @@ def run(argv: list[str]) -> int:
         "case": args.case, "precision": config.run.effective_precision, "tf32": config.run.tf32,
         "toolkit": config.run.compiler, "vendor": vendor_name})
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    output_dir = _prepare_output(args.output_dir or REPO_ROOT / "outputs" / args.case / stamp)
+    output_dir, note = _output_dir(args, stamp)
     _setup_logging(output_dir, args.quiet)
+    _library_logs_to_run_log(args.quiet)
     log.info("case %s, vendor %s (%s), output %s", args.case, vendor_name, vendor.device_name(), output_dir)
+    if note:
+        log.info("note: %s", note)
     run_ = Run(RunRequest(case=case, vendor=vendor, config=config, data_dir=data_dir, output_dir=output_dir,
                           limit=args.limit, smoke=args.smoke, repeat=args.repeat,
                           command_line=["run_benchmark.py", *argv],
@@ -160,21 +251,33 @@ def run(argv: list[str]) -> int:
     try:
         result = run_.execute()
     except (KeyboardInterrupt, Exception) as exc:
-        if run_.result is not None:
-            run_.result.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            run_.result.error = f"{type(exc).__name__}: {one_line(exc, 1000)}"
-            run_.result.phases_s = dict(run_.spans.seconds)
-            _save_shielded(run_)
-            _log_file_only(logging.ERROR, "run %s: %s", run_.result.status, run_.result.error)
-            exc.add_note(f"status {run_.result.status} recorded in {output_dir / 'result.json'}")
+        _record_end(run_, exc, output_dir)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return after_run(result, output_dir, baseline, args.history)  # table, gate, history, files; exit 0 or 1
+    try:
+        return after_run(result, output_dir, baseline, args.history)  # table, gate, history, files; exit 0 or 1
+    except KeyboardInterrupt as exc:  # during the final writes: the result files must not claim completion
+        _record_end(run_, exc, output_dir)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .locks import release_all
+
     argv = sys.argv[1:] if argv is None else argv
+    # SIGTERM is an interruption from the first line on (config loading, smoke-data generation), so that
+    # every `finally` runs: no half-made cache folder or stale lock is left behind.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _restore_library_logs()
+        release_all()
+
+
+def _main(argv: list[str]) -> int:
     try:
         return run(argv)
     except BenchmarkError as exc:

@@ -27,25 +27,28 @@ import yaml
 
 from .errors import BenchmarkError, one_line
 from .flops import parse_flops
+from .input_limits import LimitedLoader, check_int_range
 from .interfaces import PRECISIONS, yaml_text
 
 
-def doc(text: str, **kw: Any) -> Any:
-    """A dataclass field carrying its documentation (shown by `--help-config` and in docs)."""
-    return field(metadata={"doc": text}, **kw)
+def doc(text: str, bounds: tuple[int, int, str] | None = None, **kw: Any) -> Any:
+    """A dataclass field carrying its documentation, and for an integer key optionally its bounds
+    (low, high, how to say them), checked when the config is built."""
+    return field(metadata={"doc": text, "bounds": bounds}, **kw)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Harness keys. The first block are the reference's keys, kept with their names and meaning."""
 
-    batch_size: int = doc("prompts per forward; the reference semantics is 1")
+    batch_size: int = doc("prompts per forward; the reference semantics is 1", bounds=(1, 1, "1"))
     flops: str = doc("FLOPs per token as an arithmetic string, e.g. '2*7e9' (parsed safely, never eval'd)")
     fp16: bool = doc("reference switch: true = fp16, false = fp32 (see `precision`)")
     compiler: str = doc("the toolkit of the inference pass, e.g. 'inductor' or 'none' (eager)")
-    num_workers: int = doc("kept for compatibility; prompts are tokenized once up front", default=8)
-    log_freq: int = doc("log a progress line every N questions", default=100)
-    repeat: int = doc("kept for compatibility; must be 1", default=1)
+    num_workers: int = doc("kept for compatibility; prompts are tokenized once up front", default=8,
+                           bounds=(0, 1024, "0..1024"))
+    log_freq: int = doc("log a progress line every N questions", default=100, bounds=(1, 10**9, "1..10**9 questions"))
+    repeat: int = doc("kept for compatibility; must be 1", default=1, bounds=(1, 1, "1"))
     no_validation: bool = doc("skip the validation pass (plain model)", default=False)
     exist_onnx_path: str | None = doc("kept for compatibility; must be null", default=None)
     exist_compiler_path: str | None = doc("kept for compatibility; must be null", default=None)
@@ -55,7 +58,8 @@ class RunConfig:
     synthetic_weights: bool = doc(
         "random weights of the same architecture, for speed-only runs (accuracy not meaningful)", default=False
     )
-    seed: int = doc("seed for torch/random (synthetic weights)", default=0)
+    seed: int = doc("seed for torch/random (synthetic weights)", default=0,
+                    bounds=(0, 2**64 - 1, "0..2**64-1 (what torch.manual_seed accepts)"))
     warmup_longest: bool = doc(
         "run the plain model once on the longest prompt before the validation pass, so the allocator and "
         "library caches are warm (timed separately as val_warmup_time)",
@@ -112,8 +116,9 @@ class Config:
 # ---------------------------------------------------------------------------------------------- YAML
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+class _UniqueKeyLoader(LimitedLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML would silently keep the last), and
+    (LimitedLoader) deep nesting, alias bombs and unhashable keys."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -226,10 +231,13 @@ def build(cls: type, values: Mapping[str, Any], sources: Mapping[str, str], home
             value = float(value)
         kwargs[name] = value
     try:
-        return cls(**kwargs)
+        built = cls(**kwargs)
     except BenchmarkError as exc:
         # Name the file the offending key came from.
         raise BenchmarkError(f"{_first_source(str(exc), sources)}{exc}") from None
+    for name, value in kwargs.items():  # after the class's own checks, whose messages are more specific
+        check_int_range(name, value, sources.get(name, home), fields_of(cls)[name][1].metadata.get("bounds"))
+    return built
 
 
 def _first_source(message: str, sources: Mapping[str, str]) -> str:

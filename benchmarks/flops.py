@@ -6,6 +6,7 @@ import re
 
 from .errors import BenchmarkError
 
+MAX_CHARS = 200  # an expression of a model's FLOPs per token is a short product
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|(.))")
 
 
@@ -24,8 +25,10 @@ def _tokens(text: str) -> list[str]:
 class _Parser:
     """expr := term (('+'|'-') term)*; term := factor (('*'|'/') factor)*; factor := number | '(' expr ')'."""
 
+    MAX_DEPTH = 20  # "2*7e9" needs none; deep parentheses would exhaust Python's stack (one frame each)
+
     def __init__(self, tokens: list[str]):
-        self.tokens, self.pos = tokens, 0
+        self.tokens, self.pos, self.depth = tokens, 0, 0
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -55,7 +58,11 @@ class _Parser:
     def factor(self) -> float:
         tok = self.take()
         if tok == "(":
+            self.depth += 1
+            if self.depth > self.MAX_DEPTH:
+                raise ValueError(f"parentheses nested deeper than {self.MAX_DEPTH}")
             value = self.expr()
+            self.depth -= 1
             if self.take() != ")":
                 raise ValueError("missing ')'")
             return value
@@ -67,13 +74,16 @@ class _Parser:
 def parse_flops(text: str, key: str = "flops") -> float:
     """Parse a FLOPs-per-token expression like "2*7e9" into a positive finite float."""
     try:
+        if len(str(text)) > MAX_CHARS:
+            raise ValueError(f"{len(str(text))} characters, more than {MAX_CHARS}")
         parser = _Parser(_tokens(str(text)))
         value = parser.expr()
         if parser.peek() is not None:
             raise ValueError(f"unexpected {parser.peek()!r}")
     except (ValueError, ZeroDivisionError) as exc:
+        shown = repr(text) if len(str(text)) <= 60 else repr(str(text)[:40]) + f"... ({len(str(text))} characters)"
         raise BenchmarkError(
-            f"config key '{key}': cannot parse {text!r} ({exc}); expected numbers with + - * / and "
+            f"config key '{key}': cannot parse {shown} ({exc}); expected numbers with + - * / and "
             f"parentheses, e.g. \"2*7e9\""
         ) from None
     if not math.isfinite(value) or value <= 0:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import BenchmarkError
+from .errors import BenchmarkError, one_line
 from .interfaces import CASE_MEMBERS, VENDOR_MEMBERS, Case, Vendor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,11 +129,11 @@ def _import_folder(kind: str, name: str, folder: Path) -> Any:
 def get_vendor(name: str) -> Vendor:
     folders, entry_points = _folder_vendors(), _entry_point_vendors()
     if name in folders:
-        vendor = getattr(_import_folder("vendor", name, folders[name]), "VENDOR", None)
         where = f"{folders[name]}/__init__.py"
+        vendor = getattr(vendor_call(name, where, "import", _import_folder, "vendor", name, folders[name]), "VENDOR", None)
     elif name in entry_points:
-        vendor = entry_points[name].load()
         where = f"entry point {entry_points[name].value}"
+        vendor = vendor_call(name, where, "import", entry_points[name].load)
     else:
         raise BenchmarkError(f"unknown vendor '{name}'; known vendors: {', '.join(known_vendors())}")
     missing = [m for m in VENDOR_MEMBERS if not hasattr(vendor, m)]
@@ -147,6 +147,20 @@ def get_vendor(name: str) -> Vendor:
         raise BenchmarkError(f"vendor '{name}' ({where}): Options must be a frozen dataclass of the vendor's YAML "
                              "keys (benchmarks.config.NoOptions when it has none)")
     return vendor
+
+
+def vendor_call(name: str, where: str, what: str, fn: Any, *args: Any) -> Any:
+    """fn(*args) on a vendor's code; whatever it raises, or a sys.exit inside it, becomes one line naming the
+    vendor and where it comes from (exit 2): a vendor's bug must never end the run silently or as exit 0."""
+    try:
+        return fn(*args)
+    except BenchmarkError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of foreign code, named as such
+        sys.modules.pop(f"llama_bench_vendor_{name}", None)  # a half-imported module must not be reused
+        detail = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {one_line(exc, 300)}"
+        raise BenchmarkError(f"vendor '{name}' ({where}): {what} failed ({detail}); fix the vendor or choose "
+                             "another --vendor") from None
 
 
 def vendor_home(name: str) -> Path | None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import platform
 import random
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -66,6 +68,8 @@ class Run:
         self.active = optimizations.active(req.case.optimizations, req.config)
         self.pack_tokens = optimizations.pack_tokens(self.active)
         self.plan: list[tuple[int, int]] | None = None
+        # In every streamed row and in result.json: rows of another run in the same file are told apart.
+        self.run_id = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
 
     def save(self) -> None:
         if self.result is not None:
@@ -150,7 +154,7 @@ class Run:
         """One timed pass; the inference pass packs prompts when an active optimization asks for it."""
         cfg = self.req.config.run
         progress = self.req.progress(label or name) if self.req.progress else None
-        writer = files.prediction_stream(self.req.output_dir, name, self.samples) if stream else None
+        writer = files.prediction_stream(self.req.output_dir, name, self.samples, self.run_id) if stream else None
         packed = name == "inference"
         return run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
                         self.pack_tokens if packed else 0, self.plan if packed else None)
@@ -215,8 +219,12 @@ class Run:
     def _phase_done(self, name: str) -> None:
         self.result.phases_done.append(name)
         self.result.phases_s = dict(self.spans.seconds)
-        self.result.metrics_partial = metrics.partial((self.val, self.infer), [s.label for s in self.samples])
+        self.result.metrics_partial = self.partial_metrics()
         self.save()
+
+    def partial_metrics(self) -> dict[str, Any]:
+        """Throughput, accuracy and non-finite count of every pass finished so far."""
+        return metrics.partial((self.val, self.infer), [s.label for s in self.samples])
 
     def _header(self, precision: str) -> RunResult:
         req, cfg = self.req, self.req.config.run
@@ -226,7 +234,7 @@ class Run:
                "command_line": req.command_line}
         config = req.config.as_dict()
         return RunResult(
-            case=req.case.name, vendor=req.vendor.name, toolkit=cfg.compiler, precision=precision, tf32=cfg.tf32,
+            run_id=self.run_id, case=req.case.name, vendor=req.vendor.name, toolkit=cfg.compiler, precision=precision, tf32=cfg.tf32,
             batch_size=cfg.batch_size, synthetic_weights=cfg.synthetic_weights, limit=req.limit, smoke=req.smoke,
             start_time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
             config=config, config_sources=dict(req.config.sources),

@@ -35,7 +35,7 @@ class InductorOptions:
     pad_multiple: int = doc(
         "right-pad each prompt to a multiple of this many tokens (0: off) so compiled shapes and CUDA graphs "
         "are reused; the scored position is unchanged (causal model) and throughput counts real tokens only",
-        default=0,
+        default=0, bounds=(0, 2**16, "0 (off) or up to 65536 tokens"),
     )
 
     def __post_init__(self) -> None:

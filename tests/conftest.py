@@ -30,6 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "`python -m pytest -q -m \"not slow\" tests`")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~5 s (real subprocess runs, smoke-data generation)")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vendor", default="cpu",
                      help="the vendor tests/contract checks (a name the registry knows; default: cpu)")

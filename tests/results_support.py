@@ -30,7 +30,8 @@ metrics:
 from fault_helpers import CliRun, cli  # noqa: E402,F401  (one CLI runner for all tests)
 
 def run_smoke(cache: Path, output_dir: Path, *extra: str) -> CliRun:
-    code, out, err = cli([*SMOKE_ARGS, "--output_dir", str(output_dir), "--quiet", *extra], cache)
+    # --overwrite: with $LLAMA_BENCH_CACHE set, results_runs/ outlives the session and holds the last session's runs
+    code, out, err = cli([*SMOKE_ARGS, "--output_dir", str(output_dir), "--quiet", "--overwrite", *extra], cache)
     return CliRun(code, out, err, output_dir)
 
 

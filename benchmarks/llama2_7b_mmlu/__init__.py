@@ -16,6 +16,7 @@ from ..errors import BenchmarkError, one_line
 from ..interfaces import Workload
 from . import data as mmlu
 from .categories import SUBJECT_CATEGORY
+from . import weights_check
 from .optimizations import OPTIMIZATIONS
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class Llama2MMLU:
 
         from .model import read_model_config
 
-        read_model_config(weight_dir)  # a broken or non-Llama config.json is named as such, not as a tokenizer
+        config = read_model_config(weight_dir)  # a broken or non-Llama config.json is named as such, not as a tokenizer
         try:
             tok = transformers.AutoTokenizer.from_pretrained(weight_dir)
         except Exception as exc:  # noqa: BLE001 - the tokenizers library raises bare Exception for bad files
@@ -97,13 +98,15 @@ class Llama2MMLU:
             ) from None
         if not getattr(tok, "is_fast", False):
             raise BenchmarkError(f"{weight_dir}: only a fast tokenizer was expected (tokenizer.json); add it")
+        if config is not None:
+            weights_check.check_tokenizer_fits(weight_dir, len(tok), config.vocab_size)
         return tok
 
     def load_workload(self, params: Params, data_dir: Path, limit: int | None) -> Workload:
         paths = self.paths(params, data_dir)
         tokenizer = self.load_tokenizer(paths["weight_dir"])
         dev, test = mmlu.load_mmlu(paths["mmlu_dir"], params.few_shots, limit)
-        samples = mmlu.build_samples(tokenizer, dev, test, params.few_shots, MAX_TOKENS)
+        samples = mmlu.build_samples(tokenizer, dev, test, params.few_shots, MAX_TOKENS, paths["mmlu_dir"])
         if not samples:
             raise BenchmarkError(f"{paths['mmlu_dir']}: no test questions selected (check --limit)")
         letters = mmlu.letter_ids(tokenizer)
@@ -125,7 +128,27 @@ class Llama2MMLU:
     def smoke_data(self) -> Path:
         from .smoke import default_cache_dir, make_smoke_data
 
-        return make_smoke_data(default_cache_dir())
+        root = default_cache_dir()
+        check_cache_root(root.parent)
+        try:
+            return make_smoke_data(root)
+        except OSError as exc:
+            raise BenchmarkError(f"LLAMA_BENCH_CACHE {root.parent}: cannot write the smoke data there "
+                                 f"({exc.strerror or exc}); set LLAMA_BENCH_CACHE to a writable folder") from None
+
+
+_PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def check_cache_root(root: Path) -> None:
+    """The smoke cache's folder ($LLAMA_BENCH_CACHE) must be a folder on a real file system."""
+    resolved = root.resolve()
+    if any(resolved == Path(p) or Path(p) in resolved.parents for p in _PSEUDO_FILESYSTEMS):
+        raise BenchmarkError(f"LLAMA_BENCH_CACHE {root}: under {resolved.parts[0]}{resolved.parts[1]}, a kernel "
+                             "file system, not a place for a cache; set LLAMA_BENCH_CACHE to a writable folder")
+    if root.exists() and not root.is_dir():
+        raise BenchmarkError(f"LLAMA_BENCH_CACHE {root}: not a folder; set LLAMA_BENCH_CACHE to a writable folder "
+                             "(or unset it for ~/.cache/llama_bench)")
 
 
 def weights_fingerprint(weight_dir: Path) -> str:

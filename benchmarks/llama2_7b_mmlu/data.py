@@ -6,11 +6,13 @@ See shared/reference/CASE.md ("Prompts", "Scoring") and shared/data/mmlu/SOURCE.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
@@ -187,14 +189,15 @@ def tokenize_prompts(tokenizer, prompts: Sequence[str], max_tokens: int = 2048) 
     dropped = [0] * len(prompts)
     pending = list(range(len(prompts)))
     while pending:
-        encoded = tokenizer([prompts[i] for i in pending], add_special_tokens=True)["input_ids"]
+        with _no_length_warning():
+            encoded = tokenizer([prompts[i] for i in pending], add_special_tokens=True)["input_ids"]
         still_long = []
         for i, ids in zip(pending, encoded):
             if _without_bos(ids, bos) + 1 <= max_tokens:
                 out[i] = (list(ids), dropped[i])
                 continue
             if len(prompts[i].split("\n\n")) < 3:  # only header + test question left: nothing to drop
-                raise BenchmarkError(
+                raise PromptTooLong(i, len(ids), max_tokens,
                     f"prompt {prompts[i][:60]!r}... is {len(ids)} tokens after dropping every few-shot "
                     f"example, over max_tokens = {max_tokens}; raise max_tokens or skip this question")
             prompts[i] = truncate_once(prompts[i])
@@ -202,6 +205,27 @@ def tokenize_prompts(tokenizer, prompts: Sequence[str], max_tokens: int = 2048) 
             still_long.append(i)
         pending = still_long
     return out  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _no_length_warning() -> Iterator[None]:
+    """Mute transformers' "Token indices sequence length is longer than..." warning: prompts over the limit
+    are truncated here by the reference rule, or refused with the file and row."""
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class PromptTooLong(BenchmarkError):
+    """A prompt over max_tokens with every few-shot example dropped; `position` is its index in the batch."""
+
+    def __init__(self, position: int, tokens: int, max_tokens: int, message: str):
+        super().__init__(message)
+        self.position, self.tokens, self.max_tokens = position, tokens, max_tokens
 
 
 def letter_ids(tokenizer) -> dict[str, int]:
@@ -220,7 +244,7 @@ def letter_ids(tokenizer) -> dict[str, int]:
 
 def build_samples(
     tokenizer, dev: Mapping[str, Sequence[Question]], test: Mapping[str, Sequence[Question]],
-    few_shots: int, max_tokens: int = 2048,
+    few_shots: int, max_tokens: int = 2048, mmlu_dir: Path | None = None,
 ) -> list[Sample]:
     """All test questions as Samples: subjects in SUBJECTS order (those in `test`), rows in CSV order."""
     unknown = sorted(set(test) - set(SUBJECTS))
@@ -230,7 +254,15 @@ def build_samples(
     labels = letter_ids(tokenizer)  # also checks that the tokenizer adds BOS
     questions = [q for s in SUBJECTS if s in test for q in test[s]]
     prompts = [build_prompt(q.subject, dev[q.subject], q, few_shots) for q in questions]
-    encoded = tokenize_prompts(tokenizer, prompts, max_tokens)
+    try:
+        encoded = tokenize_prompts(tokenizer, prompts, max_tokens)
+    except PromptTooLong as exc:
+        q = questions[exc.position]
+        where = Path(mmlu_dir) / "test" / f"{q.subject}_test.csv" if mmlu_dir is not None else f"subject {q.subject}"
+        raise BenchmarkError(
+            f"{where}: row {q.index + 1} makes a prompt of {exc.tokens} tokens even with every few-shot example "
+            f"dropped, over the reference's limit of {exc.max_tokens} tokens (BOS included; question "
+            f"{len(q.question):,} characters); shorten that row's question and choices or delete the row") from None
     return [Sample(q.subject, q.index, tuple(ids), labels[q.answer], n)
             for q, (ids, n) in zip(questions, encoded)]
 

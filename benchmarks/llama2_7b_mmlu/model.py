@@ -7,6 +7,8 @@ which is the same numbers for the scored row and 32000 x L wasted multiply-adds 
 from __future__ import annotations
 
 import json
+import logging
+import pickle
 from pathlib import Path
 
 import torch
@@ -15,7 +17,9 @@ from torch import nn
 
 from ..errors import BenchmarkError, one_line
 from ..interfaces import RaggedAttention, torch_dtype
-from . import fusion, last_layer, packing
+from . import fusion, last_layer, packing, weights_check
+
+log = logging.getLogger("benchmarks")
 
 # Llama-2-7B (meta-llama/Llama-2-7b-hf config.json), for synthetic runs without a config.json.
 LLAMA2_7B = dict(
@@ -98,18 +102,20 @@ def read_model_config(weight_dir: Path) -> transformers.LlamaConfig | None:
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BenchmarkError(f"{path}: not valid JSON ({exc}); re-export the weights in Hugging Face format") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise BenchmarkError(f"{path}: not valid JSON ({one_line(exc, 200)}); re-export the weights in Hugging Face "
+                             "format") from None
     if not isinstance(raw, dict) or raw.get("model_type") != "llama":
         found = raw.get("model_type") if isinstance(raw, dict) else type(raw).__name__
         raise BenchmarkError(
             f"{path}: model_type is {found!r}, expected 'llama'; weight_dir must hold a Llama-2 model in "
             "Hugging Face format (convert Meta's weights with transformers' convert_llama_weights_to_hf.py)"
         )
+    weights_check.check_config_values(raw, path)
     try:
         return transformers.LlamaConfig.from_pretrained(weight_dir)
-    except (ValueError, TypeError, OSError) as exc:
-        raise BenchmarkError(f"{path}: not a valid Llama config ({one_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - transformers' config validation raises its own error types
+        raise BenchmarkError(f"{path}: not a valid Llama config ({one_line(exc, 300)})") from None
 
 
 def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
@@ -119,15 +125,26 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
         from safetensors import SafetensorError
     except ImportError:  # pragma: no cover - safetensors ships with transformers
         SafetensorError = OSError  # noqa: N806
+    pickles = sorted(weight_dir.glob("*.bin"))
+    if pickles and not any(weight_dir.glob("*.safetensors")):
+        log.info("loading pickle weights %s with weights-only loading (torch.load(weights_only=True)): tensors "
+                 "only, no code", ", ".join(p.name for p in pickles[:3]))
     verbosity = transformers.utils.logging.get_verbosity()
     transformers.utils.logging.set_verbosity_error()  # its multi-line load report: we raise one line instead
     try:
         # Loaded in the run's dtype on the host, then moved: the device never holds an fp32 copy.
+        # ignore_mismatched_sizes only turns transformers' exception into a report we check right after.
         lm, info = transformers.LlamaForCausalLM.from_pretrained(
-            weight_dir, attn_implementation="sdpa", output_loading_info=True, **{_DTYPE_KW: dtype}
+            weight_dir, attn_implementation="sdpa", output_loading_info=True, weights_only=True,
+            ignore_mismatched_sizes=True, **{_DTYPE_KW: dtype}
         )
     except torch.OutOfMemoryError:
         raise
+    except pickle.UnpicklingError as exc:
+        name = pickles[0] if len(pickles) == 1 else weight_dir
+        raise BenchmarkError(f"{name}: refused by weights-only loading (torch.load(weights_only=True)): the pickle "
+                             f"holds more than tensors ({one_line(exc, 120)}); it may run code, so it is never "
+                             "loaded: use safetensors weights (convert_llama_weights_to_hf.py)") from None
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise BenchmarkError(f"{weight_dir}: cannot load the weights ({one_line(exc, 300)}); "
                              "re-export Llama-2-7B in Hugging Face format into this folder") from None
@@ -140,6 +157,7 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
             f"{', '.join(missing[:3])}); they are not this model's weights (convert Llama-2-7B with "
             "transformers' convert_llama_weights_to_hf.py, or set synthetic_weights: true for a speed-only run)"
         )
+    weights_check.check_loading_info(weight_dir, info)
     return lm
 
 
@@ -164,6 +182,9 @@ def build_model(weight_dir: Path, precision: str, device: torch.device, syntheti
                 "Hugging Face format into this folder (or set synthetic_weights: true)"
             )
         transformers.utils.logging.disable_progress_bar()  # one line per shard is noise in CI logs
+        weights_check.check_shards(weight_dir)
+        weights_check.check_dtypes(weight_dir, json.loads((weight_dir / "config.json").read_text(encoding="utf-8")),
+                                   weight_dir / "config.json")
         lm = _load_checked(weight_dir, dtype)
         lm = lm.to(device)
     lm.eval()

@@ -18,8 +18,13 @@ class PackOptions:
         "named optimization for the inference pass (a vendor YAML switches it on): score consecutive prompts "
         "packed back to back in one forward of at most this many tokens, each attending only to itself with "
         "its own positions (batch-1 semantics, other GEMM shapes); 0: one prompt per forward (the reference)",
-        default=0,
+        default=0, bounds=(0, 2**24, "0 (off) or up to 2**24 tokens"),
     )
+
+    def __post_init__(self) -> None:
+        if self.pack_tokens < 0:
+            raise BenchmarkError(f"config key 'pack_tokens': got {self.pack_tokens}; expected 0 (one prompt per "
+                                 "forward) or a positive token budget, e.g. 4096")
 
 
 class PackTokens(Optimization):
@@ -27,9 +32,6 @@ class PackTokens(Optimization):
     Options = PackOptions
 
     def check(self, options: PackOptions, run: Any, vendor: Any = None) -> None:
-        if options.pack_tokens < 0:
-            raise BenchmarkError(f"config key 'pack_tokens': got {options.pack_tokens}; expected 0 (one prompt per "
-                                 "forward) or a positive token budget, e.g. 4096")
         if vendor is not None and options.pack_tokens:
             ragged_attention_of(vendor, run.effective_precision)  # a kernel the precision lacks fails here
 

@@ -254,7 +254,21 @@ def _is_complete(root: Path, n_test: int, seed: int) -> bool:
     model_dir = root / MODEL_DIRNAME
     needed = [model_dir / "config.json", model_dir / "tokenizer.json", model_dir / "tokenizer_config.json",
               root / DATASET_DIRNAME / "data" / "dev", root / DATASET_DIRNAME / "data" / "test"]
-    return all(p.exists() for p in needed) and any(model_dir.glob("*.safetensors"))
+    return (all(p.exists() for p in needed) and any(model_dir.glob("*.safetensors"))
+            and info.get("sha256") == _digests(root))
+
+
+def _digests(root: Path) -> dict[str, str]:
+    """sha256 of every generated file (1.4 MB in all, milliseconds): a damaged cache is regenerated, not
+    reported as a broken Llama-2 export by the run that reads it."""
+    import hashlib
+
+    out = {}
+    for top in (MODEL_DIRNAME, DATASET_DIRNAME):
+        for path in sorted((root / top).rglob("*")):
+            if path.is_file():
+                out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
 
 
 @contextlib.contextmanager
@@ -332,9 +346,13 @@ def make_smoke_data(root: Path, n_test: int = 4, seed: int = 0) -> Path:
                 os.replace(work / name, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        tmp_marker = root / f"{MARKER}.tmp-{os.getpid()}"
-        tmp_marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp_marker, root / MARKER)
+        info["sha256"] = _digests(root)
+        tmp_marker = root / f".tmp-{os.getpid()}{MARKER}"  # .tmp-*: removed by the next caller if we die here
+        try:
+            tmp_marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp_marker, root / MARKER)
+        finally:
+            tmp_marker.unlink(missing_ok=True)
     return given
 
 

@@ -10,12 +10,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..safe_io import report_mode
+
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, report_mode())  # mkstemp makes 0600; a report is readable like any file the user writes
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .. import safe_io
 from . import history, plots
-from .atomic import atomic_write_text, write_json, write_jsonl
+from . import atomic  # by module, so a test can make its writes fail
 from .markdown import markdown
 from .record import RunResult
 
@@ -21,14 +22,14 @@ STREAM_FILE = "predictions.partial.jsonl"
 
 def save_result(output_dir: Path, result: RunResult) -> None:
     """result.json alone: the partial result after every phase."""
-    write_json(output_dir / "result.json", result.as_dict())
+    atomic.write_json(output_dir / "result.json", result.as_dict())
 
 
 def save_all(output_dir: Path, result: RunResult) -> None:
     """result.json, result.md and result.csv (the files the gate rewrites)."""
     data = result.as_dict()
-    write_json(output_dir / "result.json", data)
-    atomic_write_text(output_dir / "result.md", markdown(data))
+    atomic.write_json(output_dir / "result.json", data)
+    atomic.atomic_write_text(output_dir / "result.md", markdown(data))
     history.write_result_csv(output_dir / "result.csv", data)
 
 
@@ -50,19 +51,23 @@ def write_predictions(output_dir: Path, samples: Sequence[Any], val: Any, infer:
                      "pred_infer": infer.predictions[i] if infer else None,
                      "choice_val": val.choice_predictions[i] if val and val.choice_predictions else None,
                      "choice_infer": infer.choice_predictions[i] if infer and infer.choice_predictions else None})
-    write_jsonl(output_dir / "predictions.jsonl", rows)
+    atomic.write_jsonl(output_dir / "predictions.jsonl", rows)
 
 
-def prediction_stream(output_dir: Path, pass_name: str, samples: Sequence[Any]) -> Callable[[int, list[int]], None]:
-    """A pass's `stream` callback: appends each chunk of predictions to predictions.partial.jsonl."""
+def prediction_stream(output_dir: Path, pass_name: str, samples: Sequence[Any],
+                      run_id: str) -> Callable[[int, list[int]], None]:
+    """A pass's `stream` callback: appends each chunk of predictions to predictions.partial.jsonl, whole (a
+    full disk never leaves half a line), every row carrying the run's id."""
     path = output_dir / STREAM_FILE
 
     def write(first: int, preds: list[int]) -> None:
-        with path.open("a", encoding="utf-8") as f:
-            for k, pred in enumerate(preds, start=first):
-                s = samples[k]
-                f.write(json.dumps({"pass": pass_name, "subject": s.subject, "index": s.index, "pred": pred}) + "\n")
-            f.flush()
+        rows = [json.dumps({"run_id": run_id, "pass": pass_name, "subject": samples[k].subject,
+                            "index": samples[k].index, "pred": pred}) + "\n"
+                for k, pred in enumerate(preds, start=first)]
+        try:
+            safe_io.append_whole(path, "".join(rows))
+        except OSError as exc:
+            raise OSError(exc.errno, f"{exc.strerror}: cannot append to {path}") from exc
 
     return write
 

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import BenchmarkError, one_line
+from ..input_limits import LimitedLoader, check_depth
 
 REL, ABS = "rel_tol", "abs_tol"
 
@@ -137,6 +138,10 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BenchmarkError(f"{what} {path}: not valid JSON ({one_line(exc)})") from None
+    except RecursionError:
+        raise BenchmarkError(f"{what} {path}: nested too deeply to be a result.json; give a result.json "
+                             "written by run_benchmark.py") from None
+    check_depth(data, f"{what} {path}")
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BenchmarkError(f"{what} {path}: key 'schema_version' missing; expected a result.json of this benchmark")
     if data.get("status") != "completed":
@@ -145,6 +150,19 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
     if not isinstance(data.get("metrics"), Mapping):
         raise BenchmarkError(f"{what} {path}: key 'metrics' missing or not a mapping")
     return data
+
+
+def _check_result_metrics(path: Path, result: Mapping[str, Any]) -> None:
+    """A result.json baseline must give numbers to compare: a non-finite or non-numeric value is a damaged
+    file (results write null, never NaN), and a baseline with no number at all would gate nothing and PASS."""
+    for metric in DEFAULT_METRICS:
+        value = metric_value(result, metric)
+        if value is not None and not _is_number(value):
+            raise BenchmarkError(f"--baseline {path}: key 'metrics.{metric}' is {value!r}; expected a finite number "
+                                 "or null (the file is damaged: use another baseline run)")
+    if all(metric_value(result, m) is None for m in DEFAULT_METRICS):
+        raise BenchmarkError(f"--baseline {path}: none of the metrics {', '.join(DEFAULT_METRICS)} has a value, so "
+                             "the gate would compare nothing; use a baseline run that measured them")
 
 
 def load_baseline(path: Path) -> Baseline:
@@ -162,12 +180,13 @@ def load_baseline(path: Path) -> Baseline:
         result = load_result(path, "--baseline")
         ctx = {k: result.get(k) for k in CONTEXT_KEYS}
         ctx["device"] = (result.get("environment") or {}).get("device_name")
+        _check_result_metrics(path, result)
         return Baseline(path, "result.json",
                         tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS), ctx,
                         f"run of {result.get('start_time')} on {ctx['device']}",
                         (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=LimitedLoader)  # safe, and no alias bomb or deep nesting
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

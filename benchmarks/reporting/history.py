@@ -9,6 +9,7 @@ import csv
 import fcntl
 import io
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -74,6 +75,7 @@ COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
 )
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 # Columns holding numbers (for readers such as `plot`).
+_MAX_HEADER_BYTES = 64 * 1024  # the header is ~450 bytes; a "first line" of gigabytes is not a history
 NUMERIC_COLUMNS = frozenset({
     "schema_version", "device_count", "batch_size", "limit", "questions", "tokens", "e2e_time", "p_val_whole",
     "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "peak_flops", "val_acc", "infer_acc",
@@ -111,17 +113,40 @@ def write_result_csv(path: Path, result: Mapping[str, Any]) -> None:
     atomic_write_text(path, _csv_text([row(result, path.parent)], header=True))
 
 
-def _header_of(path: Path) -> list[str] | None:
+def _require_regular(path: Path) -> None:
+    """A FIFO would block the run, /dev/zero never ends a line: only a regular file is a history."""
     try:
-        with path.open(encoding="utf-8", newline="") as f:
-            first = f.readline()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
     except OSError as exc:
         raise BenchmarkError(f"--history {path}: cannot read it ({exc.strerror}); fix the path or permissions") from None
-    return next(csv.reader([first])) if first.strip() else None
+    if stat.S_ISDIR(mode):
+        raise BenchmarkError(f"--history {path} is a folder; give a CSV file path")
+    if not stat.S_ISREG(mode):
+        raise BenchmarkError(f"--history {path}: not a regular file (a device, FIFO or socket); give a CSV file path")
+
+
+def _header_of(path: Path) -> list[str] | None:
+    _require_regular(path)
+    try:
+        with path.open("rb") as f:
+            first = f.readline(_MAX_HEADER_BYTES)
+        first_text = first.decode("utf-8")
+    except OSError as exc:
+        raise BenchmarkError(f"--history {path}: cannot read it ({exc.strerror}); fix the path or permissions") from None
+    except UnicodeDecodeError:
+        raise BenchmarkError(f"--history {path}: not UTF-8 text, so not a history CSV written by --history; "
+                             "start a new history file") from None
+    try:
+        return next(csv.reader([first_text])) if first_text.strip() else None
+    except csv.Error as exc:
+        raise BenchmarkError(f"--history {path}: its first line is not CSV ({exc}); start a new history file") from None
 
 
 def check_history(path: Path) -> None:
     """Fail before the run (exit 2) when the history file cannot take a row."""
+    _require_regular(path)
     if path.is_dir():
         raise BenchmarkError(f"--history {path} is a folder; give a CSV file path")
     if not path.parent.is_dir():
@@ -151,13 +176,22 @@ def append_history(path: Path, result: Mapping[str, Any], result_dir: Path | str
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 f.seek(0, 2)
-                f.write(_csv_text([row(result, result_dir)], header=f.tell() == 0))
+                # A last row without its newline (an editor, a killed writer) would glue ours onto it.
+                glue = "\n" if f.tell() and not _ends_with_newline(path) else ""
+                f.write(glue + _csv_text([row(result, result_dir)], header=f.tell() == 0))
                 f.flush()
+                os.fsync(f.fileno())
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
     except OSError as exc:
         raise BenchmarkError(f"--history {path}: cannot append to it ({exc.strerror}); the run's own "
                              "result.csv has the row") from None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -171,9 +205,22 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     if missing:
         raise BenchmarkError(f"--history {path}: column(s) {', '.join(missing)} missing; "
                              "expected a file written by --history (result.csv columns)")
+    try:
+        return _read_rows(path)
+    except UnicodeDecodeError as exc:
+        raise BenchmarkError(f"--history {path}: not UTF-8 text at byte {exc.start}; fix or delete the damaged "
+                             "rows (or start a new history file)") from None
+    except csv.Error as exc:
+        raise BenchmarkError(f"--history {path}: not a valid CSV ({exc}); fix or delete the damaged rows") from None
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
     with path.open(encoding="utf-8", newline="") as f:
         for n, raw in enumerate(csv.DictReader(f), start=2):
+            if None in raw:
+                raise BenchmarkError(f"--history {path} row {n}: more cells than the header's "
+                                     f"{len(raw) - 1} columns (rows glued together?); fix or delete that row")
             out: dict[str, Any] = {}
             for key, value in raw.items():
                 if key in NUMERIC_COLUMNS:

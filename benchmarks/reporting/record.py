@@ -25,6 +25,7 @@ UNSET: Any = _Unset()
 @dataclass
 class RunResult:
     # header: known before the run starts
+    run_id: str  # also in every row of predictions.partial.jsonl
     case: str
     vendor: str
     toolkit: str
@@ -64,7 +65,7 @@ class RunResult:
     error: str = UNSET  # failed or interrupted: "Type: message"
 
     # The order of result.json: the header as documented, then the rest as the run reaches it.
-    _HEADER = ("schema_version", "status", "case", "vendor", "toolkit", "precision", "tf32", "batch_size",
+    _HEADER = ("schema_version", "run_id", "status", "case", "vendor", "toolkit", "precision", "tf32", "batch_size",
                "synthetic_weights", "limit", "smoke", "start_time", "environment", "config", "config_sources",
                "config_sha256")
 

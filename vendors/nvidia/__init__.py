@@ -21,7 +21,7 @@ from .ragged import KERNELS, select
 class NvidiaOptions(InductorOptions):
     peak_flops: float | None = doc("override the peak FLOP/s of the table (e.g. for a card it lacks)", default=None)
     memory_sample_interval_s: float = doc("NVML memory sampling interval (<= 0.1 for >= 10 samples/s)", default=0.05)
-    device_index: int = doc("torch CUDA device index to run on", default=0)
+    device_index: int = doc("torch CUDA device index to run on", default=0, bounds=(0, 1023, "0..1023"))
     sdpa_cudnn: bool = doc(
         "let SDPA use cuDNN attention; cuDNN builds a plan per new sequence length, which made the eager pass "
         "run at a third of its steady speed on lengths it had not seen (docs/results/README.md)",

@@ -1,0 +1,113 @@
+"""Bounds on what an input file may make the harness build: YAML/JSON nesting, alias expansion, integer ranges.
+
+A config or baseline is a few dozen keys. Anything far beyond that is a mistake or an attack (a "billion
+laughs" of YAML aliases expands 500 bytes into 10^9 nodes the moment anything walks it), so it is refused
+while parsing, in time proportional to the file, before anything walks it.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import BenchmarkError
+
+MAX_DEPTH = 100  # nested collections; real configs and results are < 10 deep
+MAX_NODES = 100_000  # scalars and collections after alias expansion; real configs hold a few hundred
+
+
+class LimitedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses, with the line of the problem: nesting deeper than MAX_DEPTH, more than
+    MAX_NODES nodes once aliases are expanded, and mapping keys that are lists or mappings (unhashable)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # The composer recurses per level: counting here refuses deep input before Python's stack runs out.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nesting deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise yaml.composer.ComposerError(None, None, "a mapping key is a list or mapping (unhashable); "
+                                                  "keys must be plain names", key.start_mark)
+        return node
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            expanded_nodes(node)
+        return node
+
+
+def expanded_nodes(root: yaml.Node) -> int:
+    """How many nodes `root` stands for with every alias expanded; raises past MAX_NODES. Shared nodes are
+    counted once per reference but computed once (memoised), so a bomb is refused in time linear in the file."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        kids = _children(node)
+        if children_done or not kids:
+            size = 1 + sum(sizes.get(id(k), 0) for k in kids)
+            if size > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_NODES} values once anchors/aliases are expanded (an alias bomb?)",
+                    node.start_mark)
+            sizes[id(node)] = size
+        else:
+            stack.append((node, True))
+            # a node that refers to itself (recursive alias) never finishes: refuse it as a bomb
+            stack.extend((k, False) for k in kids if id(k) not in sizes and k is not node)
+            if any(k is node for k in kids):
+                raise yaml.composer.ComposerError(None, None, "an alias refers to its own node", node.start_mark)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def check_depth(data: Any, where: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse (BenchmarkError naming `where`) parsed JSON nested deeper than `limit`; iterative, no recursion."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children = list(value.values())
+        elif isinstance(value, (list, tuple)):
+            children = list(value)
+        else:
+            continue
+        if depth > limit:
+            raise BenchmarkError(f"{where}: nested deeper than {limit} levels; expected a flat file written by "
+                                 "this benchmark (or by transformers)")
+        stack.extend((c, depth + 1) for c in children)
+
+
+def check_int_range(key: str, value: Any, source: str, bounds: tuple[int, int, str] | None) -> None:
+    """A key's declared bounds (`benchmarks.config.doc(..., bounds=(low, high, text))`): the limits of what
+    consumes it (torch.manual_seed takes an unsigned 64-bit seed) or far beyond any sane use, so that a typo
+    of ten extra digits is caught here."""
+    if bounds is None or not isinstance(value, int) or isinstance(value, bool):
+        return
+    low, high, text = bounds
+    if not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 30 else f"{str(value)[:12]}...({len(str(value))} digits)"
+        raise BenchmarkError(f"{source}: key '{key}' = {shown} is out of range; expected {text}")

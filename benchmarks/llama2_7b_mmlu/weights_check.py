@@ -1,0 +1,133 @@
+"""Checks of a weight_dir that transformers does not make, or makes after a multi-line report and a silent fix:
+config.json types, shards outside the index, tensors in another dtype than declared, tensors that do not fit
+the declared shapes or are left over (more layers than declared), and a tokenizer larger than the vocabulary.
+
+Every problem is a BenchmarkError naming the file and the tensor or key: a model that loads "with warnings"
+measures something else than Llama-2-7B and must not produce a number.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..errors import BenchmarkError
+
+REEXPORT = "re-export Llama-2-7B in Hugging Face format (transformers' convert_llama_weights_to_hf.py)"
+# config.json keys that size the model: positive integers of a sane size, never strings or floats.
+_SIZE_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+              "num_key_value_heads", "max_position_embeddings", "head_dim")
+_MAX_SIZE = 2**31 - 1
+_DTYPE_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
+_MAX_HEADER_BYTES = 100 * 2**20  # a safetensors header of 7B weights is ~30 kB
+
+
+def check_config_values(raw: Mapping[str, Any], path: Path) -> None:
+    """Types and ranges of the keys that size the model (transformers fails later, or deep inside)."""
+    for key in _SIZE_KEYS:
+        value = raw.get(key)
+        if value is None and key in ("num_key_value_heads", "head_dim"):
+            continue
+        if key not in raw and key != "vocab_size":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _MAX_SIZE:
+            raise BenchmarkError(f"{path}: key '{key}' is {value!r}; expected a positive integer (the exported "
+                                 f"model's size); {REEXPORT}")
+    for key in ("rms_norm_eps", "rope_theta"):
+        value = raw.get(key)
+        if key in raw and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                               and math.isfinite(value) and value > 0):
+            raise BenchmarkError(f"{path}: key '{key}' is {value!r}; expected a positive number; {REEXPORT}")
+    heads, hidden = raw.get("num_attention_heads"), raw.get("hidden_size")
+    if isinstance(heads, int) and isinstance(hidden, int) and "head_dim" not in raw and hidden % heads:
+        raise BenchmarkError(f"{path}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}; "
+                             f"{REEXPORT}")
+    for key in ("torch_dtype", "dtype"):
+        value = raw.get(key)
+        if value is not None and value not in _DTYPE_NAMES:
+            raise BenchmarkError(f"{path}: key '{key}' is {value!r}; expected one of {', '.join(_DTYPE_NAMES)}")
+
+
+def declared_dtype(raw: Mapping[str, Any]) -> str | None:
+    return raw.get("dtype") or raw.get("torch_dtype")
+
+
+def safetensors_header(path: Path) -> dict[str, Any] | None:
+    """The JSON header of a .safetensors file (tensor name -> dtype, shape, offsets): read, not the data.
+    None when it has none: the loader then says the file does not load."""
+    try:
+        with path.open("rb") as f:
+            size_bytes = f.read(8)
+            (size,) = struct.unpack("<Q", size_bytes) if len(size_bytes) == 8 else (-1,)
+            if not 0 < size <= _MAX_HEADER_BYTES:
+                raise ValueError("no safetensors header")
+            header = json.loads(f.read(size).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    return {k: v for k, v in header.items() if k != "__metadata__"}
+
+
+def check_shards(weight_dir: Path) -> None:
+    """With an index, every *.safetensors file must be in it (transformers would ignore the others); without
+    one, a single file (transformers would read only model.safetensors)."""
+    files = sorted(p.name for p in weight_dir.glob("*.safetensors"))
+    index = weight_dir / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        except (ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
+            raise BenchmarkError(f"{index}: not a valid weights index ({exc}); {REEXPORT}") from None
+        if not isinstance(weight_map, dict):
+            raise BenchmarkError(f"{index}: key 'weight_map' missing or not a mapping; {REEXPORT}")
+        listed = {str(v) for v in weight_map.values()}
+        extra = [f for f in files if f not in listed]
+        if extra:
+            raise BenchmarkError(f"{weight_dir / extra[0]}: a weight file the index {index.name} does not list "
+                                 f"({len(extra)} such file(s)); its tensors would be ignored: remove it or "
+                                 f"{REEXPORT}")
+    elif len(files) > 1:
+        raise BenchmarkError(f"{weight_dir}: {len(files)} *.safetensors files ({', '.join(files[:3])}) but no "
+                             "model.safetensors.index.json saying which tensor is where; " + REEXPORT)
+
+
+def check_dtypes(weight_dir: Path, raw: Mapping[str, Any], config_path: Path) -> None:
+    """Every tensor in the dtype config.json declares: loading casts silently, so a float32 export declared
+    float16 (or the reverse) would run in a precision nobody chose."""
+    declared = declared_dtype(raw)
+    if declared is None:
+        return
+    want = _DTYPE_NAMES[declared]
+    for path in sorted(weight_dir.glob("*.safetensors")):
+        for name, info in (safetensors_header(path) or {}).items():
+            got = info.get("dtype") if isinstance(info, dict) else None
+            if got != want:
+                raise BenchmarkError(f"{path}: tensor '{name}' is {got}, but {config_path} declares dtype "
+                                     f"{declared} ({want}); fix config.json's dtype or {REEXPORT}")
+
+
+def check_loading_info(weight_dir: Path, info: Mapping[str, Iterable[Any]]) -> None:
+    """transformers' own report: tensors left over (more layers in the files than config.json declares) or
+    of another shape than the config gives (a vocabulary or hidden size that does not match)."""
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    if unexpected:
+        raise BenchmarkError(f"{weight_dir}: the weight files hold {len(unexpected)} tensor(s) the model of "
+                             f"config.json has no place for (e.g. {', '.join(unexpected[:3])}); config.json declares "
+                             f"fewer layers or other names than the weights: fix config.json or {REEXPORT}")
+    mismatched = sorted(info.get("mismatched_keys") or (), key=str)
+    if mismatched:
+        key, *shapes = mismatched[0]
+        detail = f"{key} is {list(shapes[0])} in the files, {list(shapes[1])} by config.json" if len(shapes) == 2 \
+            else str(key)
+        raise BenchmarkError(f"{weight_dir}: {len(mismatched)} tensor(s) do not match config.json's shapes ({detail}); "
+                             f"fix vocab_size/hidden_size in config.json or {REEXPORT}")
+
+
+def check_tokenizer_fits(weight_dir: Path, tokenizer_size: int, vocab_size: int) -> None:
+    if tokenizer_size > vocab_size:
+        raise BenchmarkError(f"{weight_dir}: the tokenizer has {tokenizer_size} tokens but config.json's vocab_size "
+                             f"is {vocab_size}: token ids past the embedding would be read; use the tokenizer "
+                             f"exported with these weights")
