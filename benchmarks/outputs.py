@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import accuracy as _accuracy
+from . import comparable as _comparable
 from . import gate as _gate
 from . import history, plots, results
 from .errors import EXIT_OK, EXIT_REGRESSION
@@ -68,11 +69,12 @@ def markdown_extra(result: Mapping[str, Any]) -> list[str]:
 
 
 def check_gate_inputs(baseline_path: Path | None, history_path: Path | None,
-                      run_context: Mapping[str, Any]) -> _gate.Baseline | None:
+                      run_context: Mapping[str, Any], allow_mismatch: bool = False) -> _gate.Baseline | None:
     """Load the baseline and check the history file before the run; a problem is a BenchmarkError (exit 2)."""
     baseline = None
     if baseline_path is not None:
-        baseline = _gate.load_baseline(baseline_path)
+        baseline = _gate.allowing_mismatch(_gate.load_baseline(baseline_path), allow_mismatch)
+        _gate.check_workload(baseline, _comparable.workload_of_result(run_context))
         _gate.check_context(baseline, run_context)
     if history_path is not None:
         history.check_history(history_path)

@@ -356,6 +356,9 @@ class Run:
                 notes.append(text + " (not enforced: random weights make near-ties common)")
             else:
                 reasons.append(text)
+        layers = getattr(self.req.config.case, "model_layers", None)
+        if layers is not None:
+            reasons.append(f"shrunk model: model_layers={layers}, not the case's model")
         if self.req.config.run.synthetic_weights:
             notes.append("synthetic (random) weights: accuracy is not meaningful")
         elif not self.req.smoke and self.req.limit is None and getattr(self.req.case, "reference_accuracy", None):
@@ -367,4 +370,4 @@ class Run:
         if peak.value is None:
             notes.append(f"MFU not reported: {peak.source}")
         return {"status": "INVALID" if reasons else "VALID", "reasons": reasons, "notes": notes,
-                "accuracy_meaningful": not (self.req.config.run.synthetic_weights or self.req.smoke)}
+                "accuracy_meaningful": not (self.req.config.run.synthetic_weights or self.req.smoke or layers)}

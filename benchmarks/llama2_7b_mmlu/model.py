@@ -121,7 +121,7 @@ def read_model_config(weight_dir: Path) -> transformers.LlamaConfig | None:
         raise BenchmarkError(f"{path}: not a valid Llama config ({one_line(exc)})") from None
 
 
-def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
+def _load_checked(weight_dir: Path, dtype: torch.dtype, **config_overrides: int) -> nn.Module:
     """from_pretrained, refusing weights that do not fill the Llama model: transformers would initialise
     missing tensors at random and run, which measures a different model and reports a wrong accuracy."""
     try:
@@ -133,7 +133,7 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
     try:
         # Loaded in the run's dtype on the host, then moved: the device never holds an fp32 copy.
         lm, info = transformers.LlamaForCausalLM.from_pretrained(
-            weight_dir, attn_implementation="sdpa", output_loading_info=True, **{_DTYPE_KW: dtype}
+            weight_dir, attn_implementation="sdpa", output_loading_info=True, **{_DTYPE_KW: dtype}, **config_overrides
         )
     except torch.OutOfMemoryError:
         raise
@@ -152,11 +152,36 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
     return lm
 
 
-def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int) -> LastTokenLM:
+def parameter_count(weight_dir: Path, layers: int | None = None) -> int:
+    """Parameters of the Llama in weight_dir/config.json (Llama-2-7B's without one), first `layers` layers only.
+
+    Read from the JSON, not by building the model: this runs before the run to refuse one that cannot fit."""
+    raw: dict = dict(LLAMA2_7B)
+    path = weight_dir / "config.json"
+    if path.is_file():
+        try:
+            raw.update(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError):
+            pass  # the model build names a broken config.json; here the 7B figures are the safe side
+    h, inter, vocab = int(raw["hidden_size"]), int(raw["intermediate_size"]), int(raw["vocab_size"])
+    heads = int(raw["num_attention_heads"])
+    kv = int(raw.get("num_key_value_heads") or heads) * (h // heads)
+    n = int(raw["num_hidden_layers"]) if layers is None else min(layers, int(raw["num_hidden_layers"]))
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * inter + 2 * h  # q,o + k,v + gate/up/down + two RMSNorms
+    head = 0 if raw.get("tie_word_embeddings") else vocab * h
+    return vocab * h + n * per_layer + h + head
+
+
+def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int,
+                layers: int | None = None) -> LastTokenLM:
     dtype = DTYPES[precision]
     config = read_model_config(weight_dir)
+    # model_layers: the first N decoder layers; from_pretrained then leaves the others' weights unread.
+    shrink = {} if layers is None else {"num_hidden_layers": layers}
     if synthetic:
         config = config or transformers.LlamaConfig(**LLAMA2_7B)
+        for key, value in shrink.items():
+            setattr(config, key, value)
         torch.manual_seed(seed)
         # Built directly on the device in the run's dtype: random init of 7B params is fast there.
         with torch.device(device):
@@ -173,7 +198,7 @@ def build_model(weight_dir: Path, precision: str, device: torch.device, syntheti
                 "Hugging Face format into this folder (or set synthetic_weights: true)"
             )
         transformers.utils.logging.disable_progress_bar()  # one line per shard is noise in CI logs
-        lm = _load_checked(weight_dir, dtype)
+        lm = _load_checked(weight_dir, dtype, **shrink)
         lm = lm.to(device)
     lm.eval()
     return LastTokenLM(lm).eval()
