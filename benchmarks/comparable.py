@@ -52,21 +52,19 @@ def _same(key: str, baseline: Any, run: Any) -> bool:
     return baseline == run
 
 
-def _describe(key: str, value: Any) -> str:
+def _phrase(key: str, baseline: Any, run: Any) -> str:
     if key == "smoke":
-        return "a smoke run" if value else "not a smoke run"
+        return f"key 'smoke' is {str(bool(baseline)).lower()} but this run is {'' if run else 'not '}a smoke run"
     if key == "limit":
-        return "the full workload (no --limit)" if value is None else f"--limit {value}"
-    return repr(value)
+        b = "null (the full workload)" if baseline is None else repr(baseline)
+        return f"key 'limit' is {b} but this run has " + ("no --limit" if run is None else f"--limit {run}")
+    return f"key '{key}' is {baseline!r} but this run has {run!r}"
 
 
 def differences(baseline: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
     """One phrase per workload key whose values differ; keys the baseline does not state are skipped."""
-    out = []
-    for key in WORKLOAD_KEYS:
-        if key in baseline and key in run and not _same(key, baseline[key], run[key]):
-            out.append(f"key '{key}' is {_describe(key, baseline[key])} but this run has {_describe(key, run[key])}")
-    return out
+    return [_phrase(key, baseline[key], run[key]) for key in WORKLOAD_KEYS
+            if key in baseline and key in run and not _same(key, baseline[key], run[key])]
 
 
 def check(path: Any, baseline: Mapping[str, Any], run: Mapping[str, Any], allow_mismatch: bool) -> list[str]:
@@ -89,5 +87,7 @@ def repeat_medians(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def cpu_notes(baseline_vendor: Any, run_vendor: Any) -> list[str]:
-    return [CPU_NOISE] if "cpu" in (baseline_vendor, run_vendor) else []
+def cpu_notes(baseline_vendor: Any, run_vendor: Any, same_device: bool) -> list[str]:
+    """The noise warning for a CPU baseline; a YAML may not name its vendor: then a CPU run on its device."""
+    cpu = baseline_vendor == "cpu" or (baseline_vendor is None and run_vendor == "cpu" and same_device)
+    return [CPU_NOISE] if cpu else []

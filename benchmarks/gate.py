@@ -236,7 +236,8 @@ def _row(e: Expectation, now: float | None) -> dict[str, Any]:
                            "direction": "higher_is_better" if e.higher_is_better else "lower_is_better"}
     if e.value is None or now is None:  # nothing to compare on one side: listed, not a regression
         row["verdict"] = "missing"
-        row["missing_in"] = "baseline" if e.value is None else "run"
+        row["missing_in"] = ("baseline and the run" if e.value is None and now is None
+                             else "baseline" if e.value is None else "run")
         return row
     if e.tol_key == REL:
         change = (now - e.value) / abs(e.value) if e.value else (0.0 if now == e.value else math.inf)
@@ -255,9 +256,11 @@ def _row(e: Expectation, now: float | None) -> dict[str, Any]:
 
 def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
     """The gate record stored as result["gate"]: status PASS or REGRESSION, and one row per metric."""
-    notes = check_workload(baseline, comparable.workload_of_result(result))
+    workload = comparable.workload_of_result(result)
+    notes = check_workload(baseline, workload)
     notes += check_context(baseline, run_context(result))
-    notes += comparable.cpu_notes(baseline.context.get("vendor"), result.get("vendor"))
+    same_device = not any(d.startswith("key 'device'") for d in comparable.differences(baseline.workload, workload))
+    notes += comparable.cpu_notes(baseline.context.get("vendor"), result.get("vendor"), same_device)
     run_medians = comparable.repeat_medians(result)
     rows = []
     for e in baseline.expectations:

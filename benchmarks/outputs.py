@@ -41,7 +41,7 @@ def write_run_files(output_dir: Path, result: Mapping[str, Any]) -> None:
     data = result.get("throughput_by_length")
     if data and data.get("tokens_per_s"):
         title = f"{result['case']}: {result['environment'].get('device_name', '?')}, {result['precision']}, " \
-                f"{result['toolkit']}"
+                f"{result['toolkit']}" + "".join(f", {f}" for f in plots.workload_flags([result]))
         plots.plot_throughput_by_length(output_dir / "throughput_vs_length.png", data, title)
 
 

@@ -155,12 +155,20 @@ def plot(argv: list[str]) -> int:
                 "accuracy over time, one PNG each.")
     p.add_argument("--history", type=Path, required=True, help="the CSV written by run_benchmark.py --history")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    p.add_argument("--html", action="store_true",
+                   help="also write OUT/report.html: one self-contained page (charts inlined, latest run, every "
+                        "run with regressions marked and links to run folders)")
     args = p.parse_args(argv)
     rows = read_history(args.history)
     if not rows:
         raise BenchmarkError(f"--history {args.history}: no runs recorded yet (only the header)")
-    for path in plot_history(rows, args.out):
+    charts = plot_history(rows, args.out)
+    for path in charts:
         print(path)
+    if args.html:
+        from .html_report import write_html_report
+
+        print(write_html_report(rows, charts, args.history, args.out / "report.html"))
     return EXIT_OK
 
 

@@ -17,6 +17,11 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~5 s (full CLI runs, a browser); "
+                                       "`-m \"not slow\"` is the fast tier")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vendor", default="cpu",
                      help="the vendor tests/contract checks (a name the registry knows; default: cpu)")
