@@ -73,9 +73,10 @@ def _latest(latest: Mapping[str, Any]) -> list[str]:
     out = ["<h2>Latest run</h2>", "<table>"]
     for key, label in (("start_time", "start"), ("device_name", "device"), ("precision", "precision"),
                        ("toolkit", "toolkit"), ("verdict", "verdict"), ("gate", "gate")):
-        value = str(latest.get(key) or "n/a")
-        mark = ' <span class="badge">REGRESSION</span>' if key == "gate" and _is_regression(latest) else ""
-        out.append(f'<tr><th>{label}</th><td class="text">{html.escape(value)}{mark}</td></tr>')
+        value = html.escape(str(latest.get(key) or "n/a"))
+        if key == "gate" and _is_regression(latest):
+            value = '<span class="badge">REGRESSION</span>'
+        out.append(f'<tr><th>{label}</th><td class="text">{value}</td></tr>')
     out.append(f'<tr><th>series</th><td class="text">{html.escape(workload_series(latest))}</td></tr>')
     for key, label, how in METRIC_COLUMNS:
         out.append(f"<tr><th>{html.escape(label)}</th><td>{_fmt(latest.get(key), how)}</td></tr>")
