@@ -146,3 +146,34 @@ def test_html_report_in_a_headless_browser(hist: Path, tmp_path: Path) -> None:
     assert _console_errors(proc.stderr) == [], proc.stderr[-3000:]
     assert shot.read_bytes()[:8] == PNG_MAGIC
     assert _colours(shot) > 20  # text, tables and charts: not a blank page
+
+
+@pytest.mark.slow
+def test_nightly_script_runs_gates_records_and_reports(smoke_cache: Path, tmp_path: Path) -> None:
+    """tools/nightly.sh end to end on the smoke workload: night 1 against itself passes, night 2 against an
+    impossible baseline exits 1; both nights are in the history and the report."""
+    import os
+
+    repo = Path(__file__).resolve().parents[1]
+    first = tmp_path / "first"
+    env = {**os.environ, "LLAMA_BENCH_CACHE": str(smoke_cache), "NIGHTLY_HOME": str(tmp_path / "nightly"),
+           "NIGHTLY_SMOKE": "1", "NIGHTLY_VENDOR": "cpu", "NIGHTLY_ARGS": "--limit 1 --set few_shots=0"}
+    seed = subprocess.run(["python3", "run_benchmark.py", "--smoke", "--limit", "1", "--set", "few_shots=0", "--quiet",
+                           "--output_dir", str(first)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert seed.returncode == 0, seed.stderr
+    # a baseline with the workload of the seed run, expecting a speed no CPU reaches
+    impossible = tmp_path / "impossible.yaml"
+    impossible.write_text("smoke: true\nlimit: 1\nmetrics: {p_infer_core: 1.0e+12}\n", encoding="utf-8")
+    codes = []
+    for baseline in (first / "result.json", impossible):
+        proc = subprocess.run(["tools/nightly.sh"], cwd=repo, env={**env, "NIGHTLY_BASELINE": str(baseline)},
+                              capture_output=True, text=True, timeout=300)
+        codes.append(proc.returncode)
+        assert "report.html" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert codes[1] == 1 and "nightly: performance regression" in proc.stdout
+    assert codes[0] in (0, 1)  # against itself: CPU noise may still exceed 5%
+    assert len(history.read_history(tmp_path / "nightly" / "history.csv")) == 2
+    text = (tmp_path / "nightly" / "report" / "report.html").read_text(encoding="utf-8")
+    assert "2 run(s)" in text and '<span class="badge">REGRESSION</span>' in text
+    proc = subprocess.run(["tools/nightly.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "NIGHTLY_BASELINE" in proc.stderr
