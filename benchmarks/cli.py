@@ -155,8 +155,10 @@ def run(argv: list[str]) -> int:
         data_dir = args.data_dir.resolve()
         case.check_data(config.case, data_dir, f"python run_benchmark.py --case {args.case} --smoke")
     memory_line = None
-    if vendor.device().type == "cpu" and hasattr(case, "model_parameters"):  # the model will live in host RAM
-        memory_line = check_host_memory(case.model_parameters(config.case, data_dir), config.run.effective_precision)
+    parameters = (case.model_parameters(config.case, data_dir, config.run.synthetic_weights)
+                  if hasattr(case, "model_parameters") else None)
+    if vendor.device().type == "cpu" and parameters:  # the model will live in host RAM
+        memory_line = check_host_memory(parameters, config.run.effective_precision)
     # A bad baseline or history file fails here (exit 2), before hours of running.
     baseline = check_gate_inputs(args.baseline, args.history, {
         "case": args.case, "precision": config.run.effective_precision, "tf32": config.run.tf32,

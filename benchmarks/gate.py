@@ -233,7 +233,8 @@ def run_context(result: Mapping[str, Any]) -> dict[str, Any]:
 def _row(e: Expectation, now: float | None) -> dict[str, Any]:
     row: dict[str, Any] = {"metric": e.metric, "baseline": e.value, "now": now, "change": None,
                            "change_kind": "rel" if e.tol_key == REL else "abs", "tolerance": e.tol,
-                           "direction": "higher_is_better" if e.higher_is_better else "lower_is_better"}
+                           "direction": "higher_is_better" if e.higher_is_better else "lower_is_better",
+                           "missing_in": None, "statistic": "value"}
     if e.value is None or now is None:  # nothing to compare on one side: listed, not a regression
         row["verdict"] = "missing"
         row["missing_in"] = ("baseline and the run" if e.value is None and now is None

@@ -118,6 +118,10 @@ def test_llama2_7b_parameter_count_and_needs(tmp_path: Path) -> None:
 
     assert parameter_count(tmp_path) == 6_738_415_616  # Llama-2-7B, no config.json: the 7B shape
     assert parameter_count(tmp_path, layers=2) == 6_738_415_616 - 30 * 202_383_360
+    assert parameter_count(tmp_path, synthetic=False) is None  # the load reports the missing config.json
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    assert parameter_count(tmp_path) is None  # ... and a broken one
+    (tmp_path / "config.json").unlink()
     fp32 = host_memory.needed_bytes(6_738_415_616, "fp32") / GIB
     bf16 = host_memory.needed_bytes(6_738_415_616, "bf16") / GIB
     assert 26.5 < fp32 < 28 and 13.5 < bf16 < 15

@@ -131,11 +131,12 @@ class Llama2MMLU:
         return build_model(self.paths(params, data_dir)["weight_dir"], precision, device, synthetic, seed,
                            layers=params.model_layers)
 
-    def model_parameters(self, params: Params, data_dir: Path) -> int:
-        """Parameters of the model the run will build (model_layers applied), for the host memory check."""
+    def model_parameters(self, params: Params, data_dir: Path, synthetic: bool) -> int | None:
+        """Parameters of the model the run will build (model_layers applied), for the host memory check;
+        None when config.json cannot tell (the model build reports why)."""
         from .model import parameter_count
 
-        return parameter_count(self.paths(params, data_dir)["weight_dir"], params.model_layers)
+        return parameter_count(self.paths(params, data_dir)["weight_dir"], params.model_layers, synthetic)
 
     def smoke_data(self) -> Path:
         from ..smoke import default_cache_dir, make_smoke_data

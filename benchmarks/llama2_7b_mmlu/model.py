@@ -152,17 +152,24 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype, **config_overrides: int)
     return lm
 
 
-def parameter_count(weight_dir: Path, layers: int | None = None) -> int:
-    """Parameters of the Llama in weight_dir/config.json (Llama-2-7B's without one), first `layers` layers only.
+def parameter_count(weight_dir: Path, layers: int | None = None, synthetic: bool = True) -> int | None:
+    """Parameters of the Llama in weight_dir/config.json, first `layers` layers only; without config.json,
+    Llama-2-7B's for a synthetic run (what build_model builds). None when config.json is absent from a run
+    that needs it, or not a readable Llama config (loading the model then names the problem).
 
     Read from the JSON, not by building the model: this runs before the run to refuse one that cannot fit."""
     raw: dict = dict(LLAMA2_7B)
     path = weight_dir / "config.json"
     if path.is_file():
         try:
-            raw.update(json.loads(path.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError):
-            pass  # the model build names a broken config.json; here the 7B figures are the safe side
+            given = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(given, dict) or given.get("model_type") != "llama":
+            return None
+        raw.update(given)
+    elif not synthetic:
+        return None
     h, inter, vocab = int(raw["hidden_size"]), int(raw["intermediate_size"]), int(raw["vocab_size"])
     heads = int(raw["num_attention_heads"])
     kv = int(raw.get("num_key_value_heads") or heads) * (h // heads)
