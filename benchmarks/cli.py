@@ -157,7 +157,8 @@ def run(argv: list[str]) -> int:
     memory_line = None
     parameters = (case.model_parameters(config.case, data_dir, config.run.synthetic_weights)
                   if hasattr(case, "model_parameters") else None)
-    if vendor.device().type == "cpu" and parameters:  # the model will live in host RAM
+    device = vendor.device()
+    if device.type == "cpu" and parameters:  # the model will live in host RAM
         memory_line = check_host_memory(parameters, config.run.effective_precision)
     # A bad baseline or history file fails here (exit 2), before hours of running.
     baseline = check_gate_inputs(args.baseline, args.history, {
@@ -168,7 +169,7 @@ def run(argv: list[str]) -> int:
     output_dir = _prepare_output(args.output_dir or REPO_ROOT / "outputs" / args.case / stamp)
     _setup_logging(output_dir, args.quiet)
     log.info("case %s, vendor %s (%s), output %s", args.case, vendor_name, vendor.device_name(), output_dir)
-    log.info(choose_threads(args.smoke, vendor.device().type))
+    log.info(choose_threads(args.smoke, vendor.device()))
     if memory_line:
         log.info(memory_line)
     run_ = Run(RunRequest(case=case, vendor=vendor, config=config, data_dir=data_dir, output_dir=output_dir,

@@ -39,14 +39,14 @@ def workload_of_yaml(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _norm_device(name: Any) -> str:
-    return " ".join(str(name).lower().replace("nvidia", " ").split())
+    return " ".join(str(name).lower().split())
 
 
 def _same(key: str, baseline: Any, run: Any) -> bool:
     if key == "device":
         if baseline is None or run is None:
             return baseline == run
-        # "A100-SXM4-40GB" in a YAML names the card torch reports as "NVIDIA A100-SXM4-40GB"
+        # "A100-SXM4-40GB" in a YAML names the card torch reports with its maker, "NVIDIA A100-SXM4-40GB"
         a, b = _norm_device(baseline), _norm_device(run)
         return a == b or (bool(a) and a in b) or (bool(b) and b in a)
     return baseline == run
@@ -87,7 +87,15 @@ def repeat_medians(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def cpu_notes(baseline_vendor: Any, run_vendor: Any, same_device: bool) -> list[str]:
-    """The noise warning for a CPU baseline; a YAML may not name its vendor: then a CPU run on its device."""
-    cpu = baseline_vendor == "cpu" or (baseline_vendor is None and run_vendor == "cpu" and same_device)
-    return [CPU_NOISE] if cpu else []
+HOST = "cpu"  # torch's device.type of the host
+
+
+def device_type(result: Mapping[str, Any]) -> Any:
+    return (result.get("environment") or {}).get("device_type")
+
+
+def cpu_notes(baseline_type: Any, run_type: Any, same_device: bool) -> list[str]:
+    """The noise warning for a baseline measured on the host CPU (its device type); a YAML baseline records
+    none: then a CPU run on the baseline's device."""
+    on_host = baseline_type == HOST or (baseline_type is None and run_type == HOST and same_device)
+    return [CPU_NOISE] if on_host else []

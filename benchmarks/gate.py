@@ -71,6 +71,7 @@ class Baseline:
     workload: Mapping[str, Any] = field(default_factory=dict)  # benchmarks.comparable.WORKLOAD_KEYS it states
     medians: Mapping[str, float] = field(default_factory=dict)  # --repeat medians of a result.json baseline
     allow_mismatch: bool = False  # --allow-mismatch: compare another workload, listing the differences
+    device_type: str | None = None  # torch device type of a result.json baseline (cpu: noisy timings)
 
 
 def metric_value(result: Mapping[str, Any], metric: str) -> float | None:
@@ -171,7 +172,8 @@ def load_baseline(path: Path) -> Baseline:
                         tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS), ctx,
                         f"run of {result.get('start_time')} on {ctx['device']}",
                         (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False,
-                        comparable.workload_of_result(result), comparable.repeat_medians(result))
+                        comparable.workload_of_result(result), comparable.repeat_medians(result),
+                        device_type=comparable.device_type(result))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -261,7 +263,7 @@ def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
     notes = check_workload(baseline, workload)
     notes += check_context(baseline, run_context(result))
     same_device = not any(d.startswith("key 'device'") for d in comparable.differences(baseline.workload, workload))
-    notes += comparable.cpu_notes(baseline.context.get("vendor"), result.get("vendor"), same_device)
+    notes += comparable.cpu_notes(baseline.device_type, comparable.device_type(result), same_device)
     run_medians = comparable.repeat_medians(result)
     rows = []
     for e in baseline.expectations:

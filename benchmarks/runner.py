@@ -298,7 +298,8 @@ class Run:
     def _header(self, precision: str) -> dict[str, Any]:
         req, cfg = self.req, self.req.config.run
         # device_count/driver/cuda are always present (null when the vendor does not report them)
-        env = {"device_name": req.vendor.device_name(), "device_count": None, "driver": None, "cuda": None,
+        env = {"device_name": req.vendor.device_name(), "device_type": req.vendor.device().type,
+               "device_count": None, "driver": None, "cuda": None,
                **dict(req.vendor.environment()), **_versions(), **provenance.git_state(),
                "command_line": req.command_line}
         return {

@@ -10,18 +10,19 @@ user (or a CI runner sharing the host) has decided.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 SMOKE_THREADS = 1
 
 
-def choose_threads(smoke: bool, device_type: str) -> str:
+def choose_threads(smoke: bool, device: Any) -> str:
     """Set torch's intra-op thread count where that helps; return the log line that says what was chosen."""
     import torch
 
     if os.environ.get("OMP_NUM_THREADS"):
         return (f"torch threads: {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} "
                 "from the environment)")
-    if smoke and device_type == "cpu":
+    if smoke and device.type == "cpu":
         n = max(1, min(SMOKE_THREADS, os.cpu_count() or 1))
         torch.set_num_threads(n)
         return (f"torch threads: {n} of {os.cpu_count()} cores (the tiny smoke model only loses with more; "

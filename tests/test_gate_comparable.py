@@ -111,7 +111,7 @@ def test_repeat_medians_are_compared_when_both_sides_have_them(tmp_path: Path) -
 
 
 def test_cpu_baselines_warn_about_noise(tmp_path: Path) -> None:
-    cpu = _result(vendor="cpu", device_name="x86_64")
+    cpu = _result(vendor="cpu", environment={"device_name": "x86_64", "device_type": "cpu"})
     g = gate.compare(cpu, _baseline(tmp_path, cpu))
     assert comparable.CPU_NOISE in g["notes"] and comparable.CPU_NOISE in gate.table(g)
     g = gate.compare(_result(), _baseline(tmp_path, _result(), "gpu.json"))

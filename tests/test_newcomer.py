@@ -91,15 +91,15 @@ def test_smoke_takes_one_thread_unless_omp_num_threads(monkeypatch: pytest.Monke
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        line = threads.choose_threads(smoke=True, device_type="cpu")
+        line = threads.choose_threads(smoke=True, device=torch.device("cpu"))
         assert torch.get_num_threads() == threads.SMOKE_THREADS == 1
         assert line.startswith("torch threads: 1 of ") and "OMP_NUM_THREADS" in line
         torch.set_num_threads(2)
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
-        line = threads.choose_threads(smoke=True, device_type="cpu")
+        line = threads.choose_threads(smoke=True, device=torch.device("cpu"))
         assert torch.get_num_threads() == 2 and "OMP_NUM_THREADS=2 from the environment" in line
         monkeypatch.delenv("OMP_NUM_THREADS")
-        threads.choose_threads(smoke=False, device_type="cpu")  # a real model keeps torch's count
+        threads.choose_threads(smoke=False, device=torch.device("cpu"))  # a real model keeps torch's count
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
