@@ -23,6 +23,10 @@ log = logging.getLogger("benchmarks")
 
 
 class _ArgParser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--smok` must be an error, not a smoke run
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # argparse exits 2 with usage; keep its code, one line
         raise BenchmarkError(f"{message} (see --help)")
 
@@ -56,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "exit 1 on a regression")
     p.add_argument("--history", type=Path, default=None, metavar="FILE",
                    help="append this run as one row (result.csv columns) to a CSV file, for `plot`")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="gate against a baseline of another workload (device, precision, smoke/--limit, ...) "
+                        "anyway, printing the differences")
     return p
 
 
@@ -196,17 +203,20 @@ def _one_line(exc: BaseException, limit: int = 1000) -> str:
 
 
 def run(argv: list[str]) -> int:
-    from .config import check_optimizations, load_config
-    from .progress import make_progress
-    from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call, vendor_home
     from .reporting.subcommands import dispatch
-    from .reporting.summary import after_run, check_gate_inputs
-    from .runner import Run, RunRequest
 
     code = dispatch(argv)  # compare-results / compare-predictions / plot
     if code is not None:
         return code
     args = build_parser().parse_args(argv)
+    # Imported only now: --help and the subcommands must start without torch/transformers (seconds each).
+    from .config import check_optimizations, load_config
+    from .host_memory import check_host_memory
+    from .progress import make_progress
+    from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call, vendor_home
+    from .reporting.summary import after_run, check_gate_inputs
+    from .runner import Run, RunRequest
+    from .threads import choose_threads
     if args.history is not None:
         from .safe_io import check_utf8_path
 
@@ -232,10 +242,17 @@ def run(argv: list[str]) -> int:
     else:
         data_dir = args.data_dir.resolve()
         case.check_data(config.case, data_dir, f"python run_benchmark.py --case {args.case} --smoke")
+    memory_line = None
+    parameters = (case.model_parameters(config.case, data_dir, config.run.synthetic_weights)
+                  if hasattr(case, "model_parameters") else None)
+    device = vendor.device()
+    if device.type == "cpu" and parameters:  # the model will live in host RAM
+        memory_line = check_host_memory(parameters, config.run.effective_precision)
     # A bad baseline or history file fails here (exit 2), before hours of running.
     baseline = check_gate_inputs(args.baseline, args.history, {
         "case": args.case, "precision": config.run.effective_precision, "tf32": config.run.tf32,
-        "toolkit": config.run.compiler, "vendor": vendor_name})
+        "toolkit": config.run.compiler, "vendor": vendor_name, "device": vendor.device_name(),
+        "smoke": args.smoke, "limit": args.limit}, args.allow_mismatch)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     output_dir, note = _output_dir(args, stamp)
     _setup_logging(output_dir, args.quiet)
@@ -243,6 +260,9 @@ def run(argv: list[str]) -> int:
     log.info("case %s, vendor %s (%s), output %s", args.case, vendor_name, vendor.device_name(), output_dir)
     if note:
         log.info("note: %s", note)
+    log.info(choose_threads(args.smoke, device))
+    if memory_line:
+        log.info(memory_line)
     run_ = Run(RunRequest(case=case, vendor=vendor, config=config, data_dir=data_dir, output_dir=output_dir,
                           limit=args.limit, smoke=args.smoke, repeat=args.repeat,
                           command_line=["run_benchmark.py", *argv],

@@ -199,7 +199,8 @@ class Run:
             recompiles=report.recompiles, compile_fallback=compile_fallback,
             passes=[p for p in (self.val, self.infer) if p is not None], metrics=m, peak=peak,
             reference_accuracy=req.case.reference_accuracy, accuracy_tolerance=req.case.accuracy_tolerance,
-            packing=r.packing, repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else ()))
+            packing=r.packing, deviations=tuple(req.case.deviations(req.config.case))
+            if hasattr(req.case, "deviations") else (), repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else ()))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
                                              {"val": self.val, "infer": self.infer}, req.case.categories)
         r.throughput_by_length = metrics.throughput_by_length(
@@ -229,7 +230,8 @@ class Run:
     def _header(self, precision: str) -> RunResult:
         req, cfg = self.req, self.req.config.run
         # device_count/driver/cuda are always present (null when the vendor does not report them)
-        env = {"device_name": req.vendor.device_name(), "device_count": None, "driver": None, "cuda": None,
+        env = {"device_name": req.vendor.device_name(), "device_type": req.vendor.device().type,
+               "device_count": None, "driver": None, "cuda": None,
                **dict(req.vendor.environment()), **_versions(), **provenance.git_state(),
                "command_line": req.command_line}
         config = req.config.as_dict()

@@ -32,6 +32,7 @@ class Evidence:
     accuracy_tolerance: float = 0.0
     packing: Mapping[str, Any] | None = None  # metrics.packing(...)
     repeat_runs: Sequence[Mapping[str, Any]] = field(default_factory=tuple)  # metrics.repeat_run(...) of runs 2..N
+    deviations: Sequence[str] = ()  # Case.deviations(params): how the configured case differs from the case
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -43,6 +44,12 @@ def reason(text: str) -> Finding:
 
 def note(text: str) -> Finding:
     return False, text
+
+
+def not_the_case(e: Evidence) -> Iterator[Finding]:
+    """Settings under which the case measures something else (e.g. a shrunk model), as the case names them."""
+    for text in e.deviations:
+        yield reason(text)
 
 
 def smoke_run(e: Evidence) -> Iterator[Finding]:
@@ -103,7 +110,7 @@ def accuracy_band(e: Evidence) -> Iterator[Finding]:
     if e.synthetic_weights:
         yield note("synthetic (random) weights: accuracy is not meaningful")
         return
-    if e.smoke or e.limit is not None or e.reference_accuracy is None:
+    if e.smoke or e.limit is not None or e.deviations or e.reference_accuracy is None:
         return
     ref, tol = e.reference_accuracy, e.accuracy_tolerance
     for key in ("infer_acc", "val_acc"):
@@ -118,7 +125,7 @@ def mfu_reported(e: Evidence) -> Iterator[Finding]:
 
 
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
-    smoke_run, partial_workload, recompiled, compile_fallback, nonfinite_logits, repeat_runs, packed_predictions,
+    smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs, packed_predictions,
     accuracy_band, mfu_reported,
 )
 
@@ -129,4 +136,4 @@ def judge(e: Evidence) -> dict[str, Any]:
     reasons = [text for bad, text in findings if bad]
     return {"status": "INVALID" if reasons else "VALID", "reasons": reasons,
             "notes": [text for bad, text in findings if not bad],
-            "accuracy_meaningful": not (e.synthetic_weights or e.smoke)}
+            "accuracy_meaningful": not (e.synthetic_weights or e.smoke or e.deviations)}

@@ -34,6 +34,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than ~5 s (real subprocess runs, smoke-data generation)")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~5 s (full CLI runs, a browser); "
+                                       "`-m \"not slow\"` is the fast tier")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--vendor", default="cpu",
                      help="the vendor tests/contract checks (a name the registry knows; default: cpu)")

@@ -39,6 +39,9 @@ class Params:
     weight_dir: str = doc("folder under data_dir with the Llama-2-7B HF weights and tokenizer")
     mmlu_dir: str = doc("folder under data_dir with MMLU's dev/ and test/ CSV folders")
     few_shots: int = doc("dev examples per prompt (MMLU standard: 5)")
+    model_layers: int | None = doc(
+        "null: the whole model. N: only its first N decoder layers, a shrunk model on purpose for a machine too "
+        "small for the case; such a run is INVALID (not the case)", default=None)
 
     def __post_init__(self) -> None:
         for key in ("weight_dir", "mmlu_dir"):
@@ -52,6 +55,9 @@ class Params:
                 raise BenchmarkError(
                     f"config key '{key}': {value!r} leaves data_dir; use a path inside data_dir or an absolute path"
                 )
+        if self.model_layers is not None and self.model_layers < 1:
+            raise BenchmarkError(f"config key 'model_layers': got {self.model_layers}; expected a positive number "
+                                 "of decoder layers, or null for the whole model")
         if not 0 <= self.few_shots <= 5:
             raise BenchmarkError(f"config key 'few_shots': got {self.few_shots}; expected 0..5 (MMLU dev has 5 rows)")
 
@@ -123,7 +129,21 @@ class Llama2MMLU:
                     synthetic: bool, seed: int) -> "torch.nn.Module":
         from .model import build_model
 
-        return build_model(self.paths(params, data_dir)["weight_dir"], precision, device, synthetic, seed)
+        return build_model(self.paths(params, data_dir)["weight_dir"], precision, device, synthetic, seed,
+                           layers=params.model_layers)
+
+    def model_parameters(self, params: Params, data_dir: Path, synthetic: bool) -> int | None:
+        """Parameters of the model the run will build (model_layers applied), for the host memory check;
+        None when config.json cannot tell (the model build reports why)."""
+        from .model import parameter_count
+
+        return parameter_count(self.paths(params, data_dir)["weight_dir"], params.model_layers, synthetic)
+
+    def deviations(self, params: Params) -> list[str]:
+        """How these parameters make the run measure something other than the case (a verdict reason each)."""
+        if params.model_layers is not None:
+            return [f"shrunk model: model_layers={params.model_layers}, not the case's model"]
+        return []
 
     def smoke_data(self) -> Path:
         from .smoke import default_cache_dir, make_smoke_data

@@ -118,7 +118,7 @@ def read_model_config(weight_dir: Path) -> transformers.LlamaConfig | None:
         raise BenchmarkError(f"{path}: not a valid Llama config ({one_line(exc, 300)})") from None
 
 
-def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
+def _load_checked(weight_dir: Path, dtype: torch.dtype, **config_overrides: int) -> nn.Module:
     """from_pretrained, refusing weights that do not fill the Llama model: transformers would initialise
     missing tensors at random and run, which measures a different model and reports a wrong accuracy."""
     try:
@@ -136,7 +136,7 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
         # ignore_mismatched_sizes only turns transformers' exception into a report we check right after.
         lm, info = transformers.LlamaForCausalLM.from_pretrained(
             weight_dir, attn_implementation="sdpa", output_loading_info=True, weights_only=True,
-            ignore_mismatched_sizes=True, **{_DTYPE_KW: dtype}
+            ignore_mismatched_sizes=True, **{_DTYPE_KW: dtype}, **config_overrides
         )
     except torch.OutOfMemoryError:
         raise
@@ -157,15 +157,47 @@ def _load_checked(weight_dir: Path, dtype: torch.dtype) -> nn.Module:
             f"{', '.join(missing[:3])}); they are not this model's weights (convert Llama-2-7B with "
             "transformers' convert_llama_weights_to_hf.py, or set synthetic_weights: true for a speed-only run)"
         )
-    weights_check.check_loading_info(weight_dir, info)
+    weights_check.check_loading_info(weight_dir, info, config_overrides.get("num_hidden_layers"))
     return lm
 
 
-def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int) -> LastTokenLM:
+def parameter_count(weight_dir: Path, layers: int | None = None, synthetic: bool = True) -> int | None:
+    """Parameters of the Llama in weight_dir/config.json, first `layers` layers only; without config.json,
+    Llama-2-7B's for a synthetic run (what build_model builds). None when config.json is absent from a run
+    that needs it, or not a readable Llama config (loading the model then names the problem).
+
+    Read from the JSON, not by building the model: this runs before the run to refuse one that cannot fit."""
+    raw: dict = dict(LLAMA2_7B)
+    path = weight_dir / "config.json"
+    if path.is_file():
+        try:
+            given = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(given, dict) or given.get("model_type") != "llama":
+            return None
+        raw.update(given)
+    elif not synthetic:
+        return None
+    h, inter, vocab = int(raw["hidden_size"]), int(raw["intermediate_size"]), int(raw["vocab_size"])
+    heads = int(raw["num_attention_heads"])
+    kv = int(raw.get("num_key_value_heads") or heads) * (h // heads)
+    n = int(raw["num_hidden_layers"]) if layers is None else min(layers, int(raw["num_hidden_layers"]))
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * inter + 2 * h  # q,o + k,v + gate/up/down + two RMSNorms
+    head = 0 if raw.get("tie_word_embeddings") else vocab * h
+    return vocab * h + n * per_layer + h + head
+
+
+def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int,
+                layers: int | None = None) -> LastTokenLM:
     dtype = torch_dtype(precision)
     config = read_model_config(weight_dir)
+    # model_layers: the first N decoder layers; from_pretrained then leaves the others' weights unread.
+    shrink = {} if layers is None else {"num_hidden_layers": layers}
     if synthetic:
         config = config or transformers.LlamaConfig(**LLAMA2_7B)
+        for key, value in shrink.items():
+            setattr(config, key, value)
         torch.manual_seed(seed)
         # Built directly on the device in the run's dtype: random init of 7B params is fast there.
         with torch.device(device):
@@ -185,7 +217,7 @@ def build_model(weight_dir: Path, precision: str, device: torch.device, syntheti
         weights_check.check_shards(weight_dir)
         weights_check.check_dtypes(weight_dir, json.loads((weight_dir / "config.json").read_text(encoding="utf-8")),
                                    weight_dir / "config.json")
-        lm = _load_checked(weight_dir, dtype)
+        lm = _load_checked(weight_dir, dtype, **shrink)
         lm = lm.to(device)
     lm.eval()
     return LastTokenLM(lm).eval()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -109,10 +110,11 @@ def check_dtypes(weight_dir: Path, raw: Mapping[str, Any], config_path: Path) ->
                                      f"{declared} ({want}); fix config.json's dtype or {REEXPORT}")
 
 
-def check_loading_info(weight_dir: Path, info: Mapping[str, Iterable[Any]]) -> None:
+def check_loading_info(weight_dir: Path, info: Mapping[str, Iterable[Any]], layers: int | None = None) -> None:
     """transformers' own report: tensors left over (more layers in the files than config.json declares) or
-    of another shape than the config gives (a vocabulary or hidden size that does not match)."""
-    unexpected = sorted(info.get("unexpected_keys") or ())
+    of another shape than the config gives (a vocabulary or hidden size that does not match). layers: the
+    model was shrunk on purpose (model_layers) to its first N layers, whose later layers are left unread."""
+    unexpected = sorted(k for k in (info.get("unexpected_keys") or ()) if not _beyond(k, layers))
     if unexpected:
         raise BenchmarkError(f"{weight_dir}: the weight files hold {len(unexpected)} tensor(s) the model of "
                              f"config.json has no place for (e.g. {', '.join(unexpected[:3])}); config.json declares "
@@ -124,6 +126,12 @@ def check_loading_info(weight_dir: Path, info: Mapping[str, Iterable[Any]]) -> N
             else str(key)
         raise BenchmarkError(f"{weight_dir}: {len(mismatched)} tensor(s) do not match config.json's shapes ({detail}); "
                              f"fix vocab_size/hidden_size in config.json or {REEXPORT}")
+
+
+def _beyond(key: str, layers: int | None) -> bool:
+    """Whether a tensor name belongs to decoder layer `layers` or later (model.layers.<i>.)."""
+    m = re.search(r"(?:^|\.)layers\.(\d+)\.", key)
+    return layers is not None and m is not None and int(m.group(1)) >= layers
 
 
 def check_tokenizer_fits(weight_dir: Path, tokenizer_size: int, vocab_size: int) -> None:

@@ -38,7 +38,8 @@ def write_run_files(output_dir: Path, result: RunResult) -> None:
     save_all(output_dir, result)
     data = result.throughput_by_length
     if isinstance(data, dict) and data.get("tokens_per_s"):
-        title = f"{result.case}: {result.environment.get('device_name', '?')}, {result.precision}, {result.toolkit}"
+        title = f"{result.case}: {result.environment.get('device_name', '?')}, {result.precision}, {result.toolkit}" \
+            + "".join(f", {f}" for f in plots.workload_flags([result.as_dict()]))
         plots.plot_throughput_by_length(output_dir / "throughput_vs_length.png", data, title)
 
 

@@ -2,14 +2,15 @@
 
 Throughput and MFU: lower than baseline by more than the relative tolerance is a regression. Accuracy:
 lower by more than the absolute tolerance (fraction, 0.01 = 1 point). Memory and times: higher by more than
-the relative tolerance. Better-than-baseline never fails. A metric the baseline expects but the run did
-not produce (null) fails. Format and defaults: docs/baselines.md.
+the relative tolerance. Better-than-baseline never fails. A metric missing on either side is listed as missing,
+not gated. Runs of another workload are refused unless allowed (benchmarks.reporting.comparable). Format and defaults:
+docs/baselines.md.
 """
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,6 +18,7 @@ import yaml
 
 from ..errors import BenchmarkError, one_line
 from ..input_limits import LimitedLoader, check_depth
+from . import comparable
 
 REL, ABS = "rel_tol", "abs_tol"
 
@@ -67,6 +69,10 @@ class Baseline:
     context: Mapping[str, Any]  # yaml: keys that must match; result.json: the baseline run's context
     description: str = ""
     accuracy_meaningful: bool = True  # False for a result.json of a smoke / synthetic-weights run
+    workload: Mapping[str, Any] = field(default_factory=dict)  # comparable.WORKLOAD_KEYS it states
+    medians: Mapping[str, float] = field(default_factory=dict)  # --repeat medians of a result.json baseline
+    allow_mismatch: bool = False  # --allow-mismatch: compare another workload, listing the differences
+    device_type: str | None = None  # torch device type of a result.json baseline (cpu: noisy timings)
 
 
 def metric_value(result: Mapping[str, Any], metric: str) -> float | None:
@@ -184,7 +190,9 @@ def load_baseline(path: Path) -> Baseline:
         return Baseline(path, "result.json",
                         tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS), ctx,
                         f"run of {result.get('start_time')} on {ctx['device']}",
-                        (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False)
+                        (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False,
+                        comparable.workload_of_result(result), comparable.repeat_medians(result),
+                        device_type=comparable.device_type(result))
     try:
         data = yaml.load(text, Loader=LimitedLoader)  # safe, and no alias bomb or deep nesting
     except yaml.YAMLError as exc:
@@ -194,17 +202,18 @@ def load_baseline(path: Path) -> Baseline:
                              "see docs/baselines.md for the format") from None
     if not isinstance(data, Mapping):
         raise BenchmarkError(f"--baseline {path}: expected a mapping with a 'metrics' key (see docs/baselines.md)")
-    unknown = sorted(map(str, set(data) - set(CONTEXT_KEYS) - set(INFO_KEYS) - {"metrics"}))
+    allowed = dict.fromkeys(CONTEXT_KEYS + INFO_KEYS + comparable.WORKLOAD_KEYS)
+    unknown = sorted(map(str, set(data) - set(allowed) - {"metrics"}))
     if unknown:
         raise BenchmarkError(f"--baseline {path}: unknown key(s) {', '.join(unknown)}; allowed: metrics, "
-                             f"{', '.join(CONTEXT_KEYS + INFO_KEYS)}")
+                             f"{', '.join(allowed)}")
     metrics = data.get("metrics")
     if not isinstance(metrics, Mapping) or not metrics:
         raise BenchmarkError(f"--baseline {path}: key 'metrics' missing or empty; expected e.g. "
                              "metrics: {p_infer_core: {value: 10052.2, rel_tol: 0.05}}")
     exps = tuple(_expectation(path, str(m), spec) for m, spec in metrics.items())
     return Baseline(path, "yaml", exps, {k: data[k] for k in CONTEXT_KEYS if k in data},
-                    str(data.get("description") or ""))
+                    str(data.get("description") or ""), workload=comparable.workload_of_yaml(data))
 
 
 def check_context(baseline: Baseline, run_context: Mapping[str, Any]) -> list[str]:
@@ -215,16 +224,25 @@ def check_context(baseline: Baseline, run_context: Mapping[str, Any]) -> list[st
     """
     notes = []
     for key, expected in baseline.context.items():
-        if key not in run_context or expected is None:
-            continue
+        if key not in run_context or expected is None or key in baseline.workload:
+            continue  # a workload key is checked by check_workload, with all the differences in one line
         now = run_context[key]
         if now == expected:
             continue
-        if baseline.kind == "yaml" or key == "case":
+        if (baseline.kind == "yaml" or key == "case") and not baseline.allow_mismatch:
             raise BenchmarkError(f"--baseline {baseline.path}: key '{key}' is {expected!r} but this run has "
                                  f"{now!r}; use a baseline made for {key} {now!r}")
         notes.append(f"baseline {key} {expected!r}, this run {now!r}")
     return notes
+
+
+def check_workload(baseline: Baseline, run_workload: Mapping[str, Any]) -> list[str]:
+    """Refuse a baseline of another workload (smoke/--limit vs full, device, precision, ...) unless allowed."""
+    return comparable.check(baseline.path, baseline.workload, run_workload, baseline.allow_mismatch)
+
+
+def allowing_mismatch(baseline: Baseline, allow: bool = True) -> Baseline:
+    return replace(baseline, allow_mismatch=allow)
 
 
 def run_context(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,12 +254,12 @@ def run_context(result: Mapping[str, Any]) -> dict[str, Any]:
 def _row(e: Expectation, now: float | None) -> dict[str, Any]:
     row: dict[str, Any] = {"metric": e.metric, "baseline": e.value, "now": now, "change": None,
                            "change_kind": "rel" if e.tol_key == REL else "abs", "tolerance": e.tol,
-                           "direction": "higher_is_better" if e.higher_is_better else "lower_is_better"}
-    if e.value is None:
-        row["verdict"] = "n/a"
-        return row
-    if now is None:
-        row["verdict"] = "MISSING"
+                           "direction": "higher_is_better" if e.higher_is_better else "lower_is_better",
+                           "missing_in": None, "statistic": "value"}
+    if e.value is None or now is None:  # nothing to compare on one side: listed, not a regression
+        row["verdict"] = "missing"
+        row["missing_in"] = ("baseline and the run" if e.value is None and now is None
+                             else "baseline" if e.value is None else "run")
         return row
     if e.tol_key == REL:
         change = (now - e.value) / abs(e.value) if e.value else (0.0 if now == e.value else math.inf)
@@ -260,8 +278,21 @@ def _row(e: Expectation, now: float | None) -> dict[str, Any]:
 
 def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
     """The gate record stored as result["gate"]: status PASS or REGRESSION, and one row per metric."""
-    notes = check_context(baseline, run_context(result))
-    rows = [_row(e, metric_value(result, e.metric)) for e in baseline.expectations]
+    workload = comparable.workload_of_result(result)
+    notes = check_workload(baseline, workload)
+    notes += check_context(baseline, run_context(result))
+    same_device = not any(d.startswith("key 'device'") for d in comparable.differences(baseline.workload, workload))
+    notes += comparable.cpu_notes(baseline.device_type, comparable.device_type(result), same_device)
+    run_medians = comparable.repeat_medians(result)
+    rows = []
+    for e in baseline.expectations:
+        if e.metric in baseline.medians and e.metric in run_medians:  # --repeat on both sides: less noise
+            rows.append({**_row(replace(e, value=baseline.medians[e.metric]), run_medians[e.metric]),
+                         "statistic": "median"})
+        else:
+            rows.append(_row(e, metric_value(result, e.metric)))
+    if any(r.get("statistic") == "median" for r in rows):
+        notes.append("throughputs compared as --repeat medians (both sides have them)")
     # Random weights answer at random: their accuracy is only comparable with another such run's.
     run_meaningful = (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False
     if baseline.accuracy_meaningful and not run_meaningful:
@@ -271,10 +302,11 @@ def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
         if skipped:
             notes.append("accuracy not gated: this run's accuracy is not meaningful (smoke or synthetic weights), "
                          "the baseline's is")
-    failed = [r["metric"] for r in rows if r["verdict"] in ("REGRESSION", "MISSING")]
+    failed = [r["metric"] for r in rows if r["verdict"] == "REGRESSION"]
+    missing = [f"{r['metric']} (not in the {r['missing_in']})" for r in rows if r["verdict"] == "missing"]
     return {"status": "REGRESSION" if failed else "PASS", "baseline": str(baseline.path),
             "baseline_kind": baseline.kind, "description": baseline.description, "failed": failed,
-            "notes": notes, "rows": rows}
+            "missing": missing, "notes": notes, "rows": rows}
 
 
 # ------------------------------------------------------------------------------------------------ table
@@ -321,6 +353,8 @@ def table(gate: Mapping[str, Any]) -> str:
                                      enumerate(zip(line, widths))).rstrip())
         if j == 0:
             out.append("  " + "  ".join("-" * w for w in widths))
+    if gate.get("missing"):
+        out.append(f"  missing (not gated): {', '.join(gate['missing'])}")
     out += [f"  note: {n}" for n in gate.get("notes", [])]
     out.append(f"gate: {gate['status']}" + (f" ({', '.join(gate['failed'])})" if gate["failed"] else ""))
     return "\n".join(out)

@@ -42,7 +42,7 @@ def plot_throughput_by_length(path: Path, data: Mapping[str, Any], title: str) -
         ax.set_ylabel("core tokens/s")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        _finish_axes(ax)
         fig.tight_layout()
         _save(fig, path)
         plt.close(fig)
@@ -50,6 +50,49 @@ def plot_throughput_by_length(path: Path, data: Mapping[str, Any], title: str) -
     except Exception as exc:  # noqa: BLE001 - a chart must never fail the run that measured it
         log.warning("could not write %s: %s: %s", path.name, type(exc).__name__, exc)
         return None
+
+
+def _finish_axes(ax: Any) -> None:
+    """y from 0 (a cut axis makes a 2% change look like a cliff), a legend, or "no data" on an empty chart."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+        ax.set_ylim(bottom=0)
+    else:
+        ax.set_ylim(0, 1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=16, color="0.4")
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def workload_flags(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What makes these runs other than the full case: smoke, synthetic weights, --limit (for chart titles)."""
+    flags = []
+    if any(_flag(r.get("smoke")) for r in rows):
+        flags.append("smoke")
+    if any(_flag(r.get("synthetic_weights")) for r in rows):
+        flags.append("synthetic weights")
+    limits = sorted({int(float(r["limit"])) for r in rows if r.get("limit") not in (None, "")})
+    if limits:
+        flags.append("--limit " + "/".join(map(str, limits)))
+    return flags
+
+
+def workload_series(r: Mapping[str, Any]) -> str:
+    """The series a history row belongs to: runs of one comparable workload (device, precision, scenario,
+    smoke, --limit, synthetic weights); a smoke run is never joined to a full run."""
+    limit = r.get("limit")
+    parts = [str(r.get("device_name") or "?"), str(r.get("precision") or "?"), str(r.get("scenario") or "optimized")]
+    if _flag(r.get("smoke")):
+        parts.append("smoke")
+    if limit not in (None, ""):
+        parts.append(f"limit {int(float(limit))}")
+    if _flag(r.get("synthetic_weights")):
+        parts.append("synthetic")
+    return " ".join(parts)
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -74,7 +117,7 @@ HISTORY_CHARTS = (
 
 
 def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
-    """One PNG per chart of HISTORY_CHARTS; one line per (device, precision, toolkit) series."""
+    """One PNG per chart of HISTORY_CHARTS; one line per comparable workload (`workload_series`)."""
     try:
         plt = _pyplot()
     except ImportError:
@@ -87,7 +130,8 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]
     for r in rows:
         when = _when(r.get("start_time", ""))
         if when is not None:
-            series[f"{r.get('device_name') or '?'} {r.get('precision') or '?'} {r.get('toolkit') or '?'}"].append((when, r))
+            series[workload_series(r)].append((when, r))
+    flags = workload_flags(rows)
     written = []
     for name, title, ylabel, columns, scale in HISTORY_CHARTS:
         fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -97,12 +141,11 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]
                 pts = [(t, scale * r[col]) for t, r in points if r.get(col) is not None]
                 if pts:
                     ax.plot(*zip(*pts), marker="o", markersize=4, label=f"{label} {suffix}".strip())
-        ax.set_title(f"{title} over time ({len(rows)} runs)")
+        ax.set_title(f"{title} over time ({len(rows)} runs" + "".join(f"; {f}" for f in flags) + ")")
         ax.set_xlabel("run start (UTC)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
+        _finish_axes(ax)
         fig.autofmt_xdate()
         fig.tight_layout()
         try:

@@ -20,6 +20,10 @@ PRED_FIELDS = ("pred_infer", "pred_val", "choice_infer", "choice_val")
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # a truncated flag is a typo, not a choice
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:
         raise BenchmarkError(f"{self.prog}: {message} (see {self.prog} --help)")
 
@@ -33,9 +37,12 @@ def compare_results(argv: list[str]) -> int:
                             "without running anything. Exit 0 pass, 1 regression, 2 bad input.")
     p.add_argument("result", type=Path, help="result.json of the run to check (or its folder)")
     p.add_argument("--baseline", type=Path, required=True, help="a result.json or a baseline YAML (docs/baselines.md)")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="compare runs of different workloads (device, precision, smoke/--limit, ...) anyway, "
+                        "printing the differences")
     args = p.parse_args(argv)
     result = gate.load_result(args.result, "compare-results")
-    g = gate.compare(result, gate.load_baseline(args.baseline))
+    g = gate.compare(result, gate.allowing_mismatch(gate.load_baseline(args.baseline), args.allow_mismatch))
     print(gate.table(g))
     return EXIT_REGRESSION if g["status"] != "PASS" else EXIT_OK
 
@@ -148,12 +155,20 @@ def plot(argv: list[str]) -> int:
                 "accuracy over time, one PNG each.")
     p.add_argument("--history", type=Path, required=True, help="the CSV written by run_benchmark.py --history")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    p.add_argument("--html", action="store_true",
+                   help="also write OUT/report.html: one self-contained page (charts inlined, latest run, every "
+                        "run with regressions marked and links to run folders)")
     args = p.parse_args(argv)
     rows = read_history(args.history)
     if not rows:
         raise BenchmarkError(f"--history {args.history}: no runs recorded yet (only the header)")
-    for path in plot_history(rows, args.out):
+    charts = plot_history(rows, args.out)
+    for path in charts:
         print(path)
+    if args.html:
+        from .html_report import write_html_report
+
+        print(write_html_report(rows, charts, args.history, args.out / "report.html"))
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import EXIT_OK, EXIT_REGRESSION
+from . import comparable
 from . import gate as _gate
 from . import history
 from .files import RESULT_FILES, save_all
@@ -17,11 +18,12 @@ from .record import RunResult
 
 
 def check_gate_inputs(baseline_path: Path | None, history_path: Path | None,
-                      run_context: Mapping[str, Any]) -> _gate.Baseline | None:
+                      run_context: Mapping[str, Any], allow_mismatch: bool = False) -> _gate.Baseline | None:
     """Load the baseline and check the history file before the run; a problem is a BenchmarkError (exit 2)."""
     baseline = None
     if baseline_path is not None:
-        baseline = _gate.load_baseline(baseline_path)
+        baseline = _gate.allowing_mismatch(_gate.load_baseline(baseline_path), allow_mismatch)
+        _gate.check_workload(baseline, comparable.workload_of_result(run_context))
         _gate.check_context(baseline, run_context)
     if history_path is not None:
         history.check_history(history_path)

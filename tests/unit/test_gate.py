@@ -63,7 +63,7 @@ metrics:
       "e2e_time": "REGRESSION"}),
     ({"p_infer_core": 200.0, "mfu": 0.9, "infer_acc": 0.6, "mem_used_gib": 5.0, "e2e_time": 50.0},
      {"p_infer_core": "better", "mfu": "better", "infer_acc": "better", "mem_used_gib": "better", "e2e_time": "better"}),
-    ({"mfu": None}, {"mfu": "MISSING", "p_infer_core": "ok"}),
+    ({"mfu": None}, {"mfu": "missing", "p_infer_core": "ok"}),  # listed, not a regression
 ])
 def test_verdict_rules(tmp_path: Path, metrics: dict[str, Any], expected: dict[str, str]) -> None:
     g = gate.compare(_result(**metrics), gate.load_baseline(_yaml(tmp_path, BASE_YAML)))
@@ -96,9 +96,10 @@ def test_result_json_baseline_uses_the_default_metrics(tmp_path: Path) -> None:
     path.write_text(json.dumps(_result(mfu=None)), encoding="utf-8")
     b = gate.load_baseline(path)
     assert b.kind == "result.json" and [e.metric for e in b.expectations] == list(gate.DEFAULT_METRICS)
-    g = gate.compare({**_result(), "precision": "fp32"}, b)
-    assert g["status"] == "PASS" and _verdicts(g)["mfu"] == "n/a"
-    assert "baseline precision 'fp16', this run 'fp32'" in g["notes"]
+    g = gate.compare({**_result(), "precision": "fp32"}, gate.allowing_mismatch(b))
+    assert g["status"] == "PASS" and _verdicts(g)["mfu"] == "missing"
+    assert ("not comparable (compared anyway, --allow-mismatch): key 'precision' is 'fp16' but this run has "
+            "'fp32'") in g["notes"]
     with pytest.raises(BenchmarkError, match=r"key 'case' is 'llama2_7b_mmlu' but this run has 'other'"):
         gate.compare({**_result(), "case": "other"}, b)
 
@@ -182,7 +183,7 @@ def test_compare_results_exit_codes(runs, tmp_path: Path) -> None:
     a = runs.a.output_dir / "result.json"
     code, out, err = cli(["compare-results", str(a), "--baseline", str(a)])
     assert (code, err) == (0, "") and "gate: PASS" in out
-    assert all(v in ("ok", "n/a") for v in _verdicts(gate.compare(runs.a.result, gate.load_baseline(a))).values())
+    assert all(v in ("ok", "missing") for v in _verdicts(gate.compare(runs.a.result, gate.load_baseline(a))).values())
     code, out, _ = cli(["compare-results", str(runs.a.output_dir), "--baseline", str(runs.regress_yaml)])
     assert code == 1 and "REGRESSION" in out
     bad = _yaml(tmp_path, "metrics:\n  mfu: {value: [\n")

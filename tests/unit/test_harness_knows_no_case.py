@@ -17,7 +17,7 @@ HARNESS = [p for p in sorted((REPO / "benchmarks").rglob("*.py"))
 WORDS = re.compile(r"llama|mmlu|fuse|prune|flash|varlen|2048", re.IGNORECASE)
 # The project's own name (env variables, entry-point groups) and the two places that must name the shipped
 # case: its registration and the CLI's default.
-ALLOWED = re.compile(r"LLAMA_BENCH_\w+|llama_bench[._]\w*|refuse")
+ALLOWED = re.compile(r"LLAMA_BENCH_\w+|llama[-_]bench[._]?\w*|refuse")
 REGISTRATION = {("registry.py", 'CASES = {"llama2_7b_mmlu": "benchmarks.llama2_7b_mmlu"}'),
                 ("cli.py", 'p.add_argument("--case", default="llama2_7b_mmlu", help="case name (default: llama2_7b_mmlu)")')}
 

@@ -1,4 +1,4 @@
-"""The self-made smoke data_dir (benchmarks/smoke.py): layout, model, tokenizer, CSV exactness, reuse."""
+"""The self-made smoke data_dir (benchmarks/llama2_7b_mmlu/smoke.py): layout, model, tokenizer, CSV exactness, reuse."""
 from __future__ import annotations
 
 import csv

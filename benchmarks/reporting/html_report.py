@@ -1,0 +1,137 @@
+"""`plot --html`: one self-contained HTML page of a --history file, for a nightly job to publish.
+
+Self-contained on purpose: CI artefact viewers and mail attachments show a single file, often offline, so
+the charts are inlined as base64 PNG, the style is inline and there is no script and no network reference.
+The page holds the history's charts, the latest run's metrics (with its gate rows when its result.json is
+still there), and every run, newest first, with regressions marked and a link to its run folder.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..errors import BenchmarkError
+from .plots import workload_series
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #eef; } td.text { text-align: left; }
+tr.regression td { background: #fdd; } .badge { color: #fff; background: #c00; padding: 0 0.4em; border-radius: 3px; }
+img { max-width: 100%; border: 1px solid #ddd; } .note { color: #555; }
+"""
+# (history column, heading, how to show it)
+METRIC_COLUMNS = (
+    ("p_infer_core", "p_infer_core tokens/s", "num"), ("p_infer_whole", "p_infer_whole tokens/s", "num"),
+    ("p_val_core", "p_val_core tokens/s", "num"), ("mfu", "MFU", "pct"), ("infer_acc", "acc infer", "pct"),
+    ("val_acc", "acc val", "pct"), ("mem_used_gib", "mem GiB", "num"), ("e2e_time", "e2e s", "num"),
+)
+
+
+def _fmt(value: Any, how: str) -> str:
+    if value is None or value == "":
+        return "n/a"
+    if how == "pct":
+        return f"{100 * float(value):.2f}%"
+    return f"{float(value):,.1f}"
+
+
+def _link(result_dir: Any) -> str:
+    if not result_dir:
+        return ""
+    path = Path(str(result_dir))
+    href = path.as_uri() if path.is_absolute() else str(path)
+    return f'<a href="{html.escape(href)}">{html.escape(path.name or str(path))}</a>'
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<h3>{html.escape(path.stem)}</h3>\n<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _gate_rows(result_dir: Any) -> list[Mapping[str, Any]]:
+    """The gate rows of a run's result.json, when the folder is still there (it may be on another machine)."""
+    if not result_dir:
+        return []
+    try:
+        result = json.loads((Path(str(result_dir)) / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return list(((result.get("gate") or {}).get("rows")) or []) if isinstance(result, dict) else []
+
+
+def _is_regression(row: Mapping[str, Any]) -> bool:
+    return str(row.get("gate") or "").upper() == "REGRESSION"
+
+
+def _latest(latest: Mapping[str, Any]) -> list[str]:
+    out = ["<h2>Latest run</h2>", "<table>"]
+    for key, label in (("start_time", "start"), ("device_name", "device"), ("precision", "precision"),
+                       ("toolkit", "toolkit"), ("verdict", "verdict"), ("gate", "gate")):
+        value = html.escape(str(latest.get(key) or "n/a"))
+        if key == "gate" and _is_regression(latest):
+            value = '<span class="badge">REGRESSION</span>'
+        out.append(f'<tr><th>{label}</th><td class="text">{value}</td></tr>')
+    out.append(f'<tr><th>series</th><td class="text">{html.escape(workload_series(latest))}</td></tr>')
+    for key, label, how in METRIC_COLUMNS:
+        out.append(f"<tr><th>{html.escape(label)}</th><td>{_fmt(latest.get(key), how)}</td></tr>")
+    out.append(f'<tr><th>run folder</th><td class="text">{_link(latest.get("result_dir"))}</td></tr>')
+    out.append("</table>")
+    gate = _gate_rows(latest.get("result_dir"))
+    if gate:
+        out += ["<h3>Gate</h3>", "<table>", "<tr><th>metric</th><th>baseline</th><th>now</th><th>verdict</th></tr>"]
+        for r in gate:
+            cls = ' class="regression"' if r.get("verdict") == "REGRESSION" else ""
+            out.append(f'<tr{cls}><td class="text">{html.escape(str(r.get("metric")))}</td>'
+                       f'<td>{html.escape(str(r.get("baseline")))}</td><td>{html.escape(str(r.get("now")))}</td>'
+                       f'<td class="text">{html.escape(str(r.get("verdict")))}</td></tr>')
+        out.append("</table>")
+    return out
+
+
+def _runs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    head = ["start", "series", "verdict", "gate"] + [label for _, label, _ in METRIC_COLUMNS] + ["run folder"]
+    out = ["<h2>All runs (newest first)</h2>", "<table>",
+           "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        regress = _is_regression(r)
+        gate = html.escape(str(r.get("gate") or "")) + (' <span class="badge">!</span>' if regress else "")
+        cells = [f'<td class="text">{html.escape(str(r.get("start_time") or ""))}</td>',
+                 f'<td class="text">{html.escape(workload_series(r))}</td>',
+                 f'<td class="text">{html.escape(str(r.get("verdict") or ""))}</td>', f'<td class="text">{gate}</td>']
+        cells += [f"<td>{_fmt(r.get(key), how)}</td>" for key, _, how in METRIC_COLUMNS]
+        cells.append(f'<td class="text">{_link(r.get("result_dir"))}</td>')
+        out.append(("<tr class=\"regression\">" if regress else "<tr>") + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return out
+
+
+def render(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Path) -> str:
+    ordered = sorted(rows, key=lambda r: str(r.get("start_time") or ""), reverse=True)
+    regressions = sum(_is_regression(r) for r in ordered)
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>llama-bench history</title>", f"<style>{STYLE}</style></head><body>",
+             "<h1>llama-bench history</h1>",
+             f'<p class="note">{len(ordered)} run(s) from {html.escape(str(source))}, generated {stamp}; '
+             f"{regressions} gated run(s) with a regression.</p>"]
+    if ordered:
+        parts += _latest(ordered[0])
+    parts.append("<h2>Charts</h2>")
+    parts += [_img(p) for p in charts]
+    parts += _runs(ordered)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_html_report(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Path, path: Path) -> Path:
+    try:
+        path.write_text(render(rows, charts, source), encoding="utf-8")
+    except OSError as exc:
+        raise BenchmarkError(f"--out {path.parent}: cannot write {path.name} ({exc.strerror}); choose another folder") from None
+    return path
