@@ -24,7 +24,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One test per toolkit the vendor offers (the names come from the vendor itself), one per case."""
     if "toolkit_name" in metafunc.fixturenames:
         vendor = get_vendor(metafunc.config.getoption("--vendor"))
-        metafunc.parametrize("toolkit_name", sorted(vendor.toolkits()))
+        # Every toolkit but the plain model compiles: the slow tier.
+        metafunc.parametrize("toolkit_name", [pytest.param(n, marks=() if n == "none" else pytest.mark.slow)
+                                              for n in sorted(vendor.toolkits())])
     if "case_name" in metafunc.fixturenames:
         only = metafunc.config.getoption("--case")
         metafunc.parametrize("case_name", [only] if only else known_cases(), scope="module")

@@ -291,6 +291,7 @@ def test_corrupt_smoke_cache_is_rebuilt(tmp_path: Path, smoke_cache: Path, monke
 # --------------------------------------------------------------------------------- data and library warnings
 
 
+@pytest.mark.slow
 def test_a_one_megabyte_question_names_the_file_and_row(tmp_path: Path, smoke_data_dir: Path) -> None:
     data = clone_data(smoke_data_dir, tmp_path / "data")
     path = csv_path(data, "anatomy")

@@ -170,6 +170,7 @@ def test_default_smoke_run(smoke_run: CliRun) -> None:
     assert "validation: 228/228 questions" in log_text and "inference: 228/228 questions" in log_text
 
 
+@pytest.mark.slow
 def test_inductor_run(inductor_run: CliRun) -> None:
     r = check_complete(inductor_run, N_SUBJECTS, toolkit="inductor")
     assert r["limit"] == 1 and r["config_sources"]["compiler"] == "--set"

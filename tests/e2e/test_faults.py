@@ -178,6 +178,7 @@ def test_keyboard_interrupt_keeps_a_partial_result(tmp_path: Path, smoke_data_di
     assert result["metrics_partial"]["p_val_whole"] > 0
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_a_partial_result(tmp_path: Path, smoke_data_dir: Path, smoke_cache: Path, faulty) -> None:
     """A real process, SIGTERM while the toolkit 'compiles' (sleeps) after the validation pass."""
     out = tmp_path / "out"

@@ -202,6 +202,7 @@ def test_an_entry_point_vendor_is_found_with_its_home(tmp_path: Path, no_vendor_
 # ------------------------------------------------------------------------------------ end to end (CLI)
 
 
+@pytest.mark.slow
 def test_a_new_vendor_on_the_vendor_path_passes_the_contract_and_runs_the_case(
     tmp_path: Path, smoke_cache: Path
 ) -> None:
@@ -226,6 +227,7 @@ def test_a_new_vendor_on_the_vendor_path_passes_the_contract_and_runs_the_case(
     assert not (REPO_ROOT / "configs" / CASE_NAME / "vendor_config" / "acme_configurations.yaml").exists()
 
 
+@pytest.mark.slow
 def test_a_vendor_installed_as_an_entry_point_runs_the_case(tmp_path: Path, smoke_cache: Path) -> None:
     site = tmp_path / "site"
     copy_template(site / "acme2_pkg", "acme2", set_name=True)

@@ -1,6 +1,8 @@
 """fuse_projections: one GEMM for q/k/v and one for gate/up in compiled graphs, same weights, same logits."""
 from __future__ import annotations
 
+import pytest
+
 import torch
 import torch.nn.functional as F
 
@@ -46,6 +48,7 @@ def test_fusion_shares_the_weights_and_leaves_the_eager_model_unchanged() -> Non
     assert len({p.untyped_storage().data_ptr() for p in model.parameters()}) == len(storages) - 2 * 3
 
 
+@pytest.mark.slow
 def test_compiled_graph_has_fused_gemms_and_the_same_logits() -> None:
     model = tiny_lm()
     ids, last = torch.tensor([prompts([23])[0]]), torch.tensor([22])
@@ -61,6 +64,7 @@ def test_compiled_graph_has_fused_gemms_and_the_same_logits() -> None:
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_fused_and_packed_compiled_model_scores_each_prompt_as_alone(monkeypatch) -> None:
     model = tiny_lm()
     ps = prompts([9, 30, 4, 17])

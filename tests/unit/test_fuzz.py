@@ -6,6 +6,8 @@ fixed, so a failure names the case that reproduces it.
 """
 from __future__ import annotations
 
+import pytest
+
 import random
 import sys
 from pathlib import Path
@@ -105,6 +107,7 @@ def _check(run: CliRun, what: str) -> int:
     return run.code
 
 
+@pytest.mark.slow
 def test_fuzz_csv(tmp_path: Path, smoke_data_dir: Path) -> None:
     rng = random.Random(SEED)
     data_dir = clone_data(smoke_data_dir, tmp_path / "data")

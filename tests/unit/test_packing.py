@@ -161,6 +161,7 @@ def test_packed_smoke_run_reports_the_optimization(smoke_cache) -> None:
     assert r["metrics"]["infer_acc"] == plain["metrics"]["infer_acc"] and plain["packing"] is None
 
 
+@pytest.mark.slow
 def test_packed_smoke_run_with_inductor(smoke_cache) -> None:
     run = packed_run(smoke_cache, "--set", "compiler=inductor", "--set", "pad_multiple=16")
     assert run.code == 0, run.err
@@ -177,6 +178,7 @@ def test_pack_tokens_must_not_be_negative(smoke_cache, tmp_path) -> None:
         "config key 'pack_tokens': got -5; expected 0 (one prompt per forward) or a positive token budget, e.g. 4096")
 
 
+@pytest.mark.slow
 def test_pruned_last_layer_scores_like_the_full_model_on_its_scored_rows_only() -> None:
     model = tiny_lm()
     ps = prompts([9, 30, 4, 17, 2])
