@@ -366,7 +366,13 @@ def load_config(
 
 def check_optimizations(declared: Any, config: Config, vendor: Any = None) -> None:
     """The rules the active optimizations declare (needs a compiler; their own cross-key checks, with the
-    vendor once it is configured), errors naming the file the key came from."""
+    vendor once it is configured), errors naming the file the key came from. And one of the verdict's: an
+    optimization's predictions are checked against the validation pass, so it needs one."""
+    on = [o.name for o in declared if o.is_on(config.optimizations[o.name])]
+    if config.run.no_validation and on:
+        where = config.sources.get("no_validation", "config")
+        raise BenchmarkError(f"{where}: config key 'no_validation': true with the named optimization(s) {', '.join(on)} "
+                             "on: nothing could check their predictions; set no_validation: false, or switch them off")
     for opt in declared:
         options = config.optimizations[opt.name]
         if not opt.is_on(options):

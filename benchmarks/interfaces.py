@@ -125,7 +125,8 @@ class ToolkitReport:
     """What a toolkit did, for the result file.
 
     name: the toolkit name as configured. recompiles: compilations that happened after `prepare`
-    returned (a count >= 0; anything but 0 makes the run INVALID). optimizations: the named
+    returned (a count >= 0; anything but 0 makes the run INVALID). graph_recordings: CUDA graphs recorded
+    after `prepare` returned (None: none can be, or unknown; > 0 makes an optimized run INVALID). optimizations: the named
     optimizations in effect. details: anything else worth recording (compile options, graph counts);
     JSON-serializable, it goes into result.json.
     """
@@ -134,6 +135,8 @@ class ToolkitReport:
     recompiles: int = 0
     optimizations: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    # CUDA graphs recorded after `prepare` returned; None when the toolkit records none or cannot tell.
+    graph_recordings: int | None = None
 
 
 @runtime_checkable
@@ -427,8 +430,21 @@ class Case(Protocol):
     def build_model(self, params: Any, data_dir: Path, *, precision: str, device: "torch.device",
                     synthetic: bool, seed: int) -> Any:
         """The plain model on `device` in `precision`, eval mode: a torch.nn.Module implementing `ModelFn`.
-        synthetic: random weights of the same architecture (speed-only runs), seeded with `seed`."""
+        synthetic: random weights of the same architecture (speed-only runs), seeded with `seed`.
+
+        Optional methods of the model the harness uses when present: `architecture() -> dict` (its shape, for
+        result.json's `model` and the case's deviations), `forward_flops(prompt_lengths) -> float` (the matmul
+        FLOPs one forward over these prompts executes in the model's current state, for `mfu_executed`)."""
         ...
+
+
+# Optional `Case` members: a case may leave them out.
+#   deviations(params, workload, model_architecture) -> list[str]
+#       how this run measures something other than the case (another model, other data or prompts), one
+#       verdict reason each; called after the run with the workload it loaded and the model's architecture().
+#   model_parameters(params, data_dir, synthetic) -> int | None
+#       the parameters of the model the run will build, for the host-memory check before a CPU run.
+OPTIONAL_CASE_MEMBERS = ("deviations", "model_parameters")
 
 
 def protocol_members(proto: type) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ class PassRecord:
     choice_predictions: tuple[int, ...] | None = None
     forwards: int = 0  # model calls: n_questions at batch 1, the number of packs when packing
     pack_tokens: int = 0
+    max_prompts_per_forward: int = 1
 
 
 def plan_packs(lengths: Sequence[int], pack_tokens: int) -> list[tuple[int, int]]:
@@ -174,4 +175,5 @@ def run_pass(
         choice_predictions=choice_predictions,
         forwards=len(plan),
         pack_tokens=pack_tokens,
+        max_prompts_per_forward=max((j - i for i, j in plan), default=0),
     )

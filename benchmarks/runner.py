@@ -31,6 +31,7 @@ from .registry import get_toolkit
 from .reporting import files
 from .reporting.record import UNSET, RunResult
 from .timing import Spans
+from .toolkits import longest_prompt, padded_call
 
 log = logging.getLogger("benchmarks")
 
@@ -68,6 +69,8 @@ class Run:
         self.active = optimizations.active(req.case.optimizations, req.config)
         self.pack_tokens = optimizations.pack_tokens(self.active)
         self.plan: list[tuple[int, int]] | None = None
+        self.flops: tuple[float | None, float | None] = (None, None)
+        self.model_info: dict[str, Any] | None = None
         # In every streamed row and in result.json: rows of another run in the same file are told apart.
         self.run_id = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -103,6 +106,9 @@ class Run:
                 model = req.case.build_model(req.config.case, req.data_dir, precision=precision,
                                              device=vendor.device(), synthetic=cfg.synthetic_weights, seed=cfg.seed)
                 batch = HostBatch([s.input_ids for s in self.samples], vendor.device())
+            describe = getattr(model, "architecture", None)
+            self.model_info = describe() if describe else None
+            self.workload = workload
             self.result.fingerprint = dict(workload.fingerprint)
             self.result.counts = {"questions": len(self.samples), "tokens": sum(batch.lengths), **workload.notes}
             self._phase_done("init")
@@ -126,6 +132,7 @@ class Run:
                     log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
                     fn = model
             self._phase_done("compile")
+            self.flops = self._executed_flops(fn is not model and toolkit, model, calls)
             with self.spans.span("inference", sync):
                 self.infer = self._pass("inference", fn, batch, workload.choice_ids, stream=True)
             files.write_predictions(req.output_dir, self.samples, self.val, self.infer)
@@ -137,6 +144,20 @@ class Run:
         self._finish(e2e, toolkit.report(), compile_fallback, vendor.peak_flops(precision, cfg.tf32), monitor.report())
         files.write_run_files(req.output_dir, self.result)
         return self.result
+
+    @staticmethod
+    def _executed_flops(toolkit: Any, model: Any, calls: list[tuple[int, ...]]) -> tuple[float | None, float | None]:
+        """FLOPs of the inference pass's forwards (the case model's forward_flops, in its optimized state) over
+        the real prompts, and the extra FLOPs of the toolkit's right-padding; (None, None) when the model
+        cannot count them."""
+        count = getattr(model, "forward_flops", None)
+        if count is None or not calls:
+            return None, None
+        real = sum(count(call) for call in calls)
+        multiple = getattr(toolkit, "pad_multiple", 1) if toolkit else 1
+        longest = longest_prompt(calls)
+        padded = sum(count(padded_call(call, multiple, longest)) for call in calls)
+        return real, padded - real
 
     def _validation(self, model: Any, batch: HostBatch, choice_ids: Any) -> None:
         cfg, sync, device = self.req.config.run, self.req.vendor.synchronize, self.req.vendor.device()
@@ -180,7 +201,8 @@ class Run:
         m = metrics.compute(e2e_s=e2e, val=self.val, infer=self.infer, labels=labels,
                             flops_per_token=cfg.flops_per_token, peak=peak, memory=mem,
                             compile_s=self.spans.seconds.get("compile"),
-                            val_warmup_s=self.spans.seconds.get("val_warmup"))
+                            val_warmup_s=self.spans.seconds.get("val_warmup"),
+                            executed_flops=self.flops[0], padding_flops=self.flops[1])
         r.status = "completed"
         r.metrics = m.as_dict()
         r.phases_s = dict(self.spans.seconds)
@@ -188,19 +210,26 @@ class Run:
         r.memory = {"used_gib": mem.used_gib, "total_gib": mem.total_gib, "source": mem.source,
                     "samples": mem.samples, **dict(mem.details)}
         r.toolkit_report = {"name": report.name, "recompiles": report.recompiles,
+                            "graph_recordings": report.graph_recordings,
                             "optimizations": list(report.optimizations), "details": dict(report.details),
                             "compile_fallback": compile_fallback}
         r.optimizations = list(report.optimizations) + optimizations.labels(self.active)
-        r.packing = metrics.packing(self.infer, self.val, verdict.PACKING_MIN_SAME)
+        r.model = self.model_info
+        r.forwards = {rec.name: metrics.forwards(rec) for rec in (self.val, self.infer) if rec is not None}
+        r.packing = metrics.packing(self.infer, self.val, verdict.agreement_floor(cfg.synthetic_weights or req.smoke))
         r.nonfinite_questions = {"validation": self.val.nonfinite_questions if self.val else None,
                                  "inference": self.infer.nonfinite_questions}
+        deviations = getattr(req.case, "deviations", None)
         r.verdict = verdict.judge(verdict.Evidence(
             smoke=req.smoke, limit=req.limit, synthetic_weights=cfg.synthetic_weights,
             recompiles=report.recompiles, compile_fallback=compile_fallback,
             passes=[p for p in (self.val, self.infer) if p is not None], metrics=m, peak=peak,
             reference_accuracy=req.case.reference_accuracy, accuracy_tolerance=req.case.accuracy_tolerance,
-            packing=r.packing, deviations=tuple(req.case.deviations(req.config.case))
-            if hasattr(req.case, "deviations") else (), repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else ()))
+            packing=r.packing, optimizations=optimizations.labels(self.active),
+            deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
+            graph_recordings=report.graph_recordings, scenario=getattr(req, "scenario", "optimized"),
+            peak_source=peak.source if "peak_flops" in req.config.sources else None,
+            repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else ()))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
                                              {"val": self.val, "infer": self.infer}, req.case.categories)
         r.throughput_by_length = metrics.throughput_by_length(

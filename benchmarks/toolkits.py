@@ -101,6 +101,19 @@ def longest_prompt(calls: Sequence[Sequence[int]]) -> int:
     return max((n for call in calls for n in call), default=0)
 
 
+def padded_call(call: Sequence[int], multiple: int, longest: int) -> tuple[int, ...]:
+    """The prompt lengths the model sees for `call` after PadRight: one prompt grows to the padded length; a
+    pack gets its padding as more prompts of at most `longest` tokens."""
+    total = sum(call)
+    extra = padded_length(total, multiple) - total
+    if not extra:
+        return tuple(call)
+    if len(call) == 1:
+        return (total + extra,)
+    pieces = math.ceil(extra / longest)
+    return (*call, *([longest] * (pieces - 1)), extra - longest * (pieces - 1))
+
+
 def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bool | None) -> list[tuple[int, ...]]:
     """One representative call (its prompt lengths) per distinct input the compiled model will see, longest
     first. The input is [1, padded T] and last_pos [P] (more when a pack gets padding prompts); with
@@ -108,10 +121,8 @@ def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bo
     seen: dict[tuple[int, int], tuple[int, ...]] = {}
     longest = longest_prompt(calls) or pad_multiple  # PadRight's max_prompt
     for call in calls:
-        total = sum(call)
-        padded = padded_length(total, pad_multiple)
-        rows = len(call) + (math.ceil((padded - total) / longest) if len(call) > 1 else 0)
-        key = (padded, min(rows, 2) if dynamic else rows)
+        padded = padded_call(call, pad_multiple, longest)
+        key = (sum(padded), min(len(padded), 2) if dynamic else len(padded))
         seen.setdefault(key, tuple(call))
     return [seen[k] for k in sorted(seen, reverse=True)]
 
@@ -162,6 +173,11 @@ class Inductor:
         self._graphs_after_warmup = _graph_count()
         log.info("inductor: warmed %d shapes, %d graphs", len(shapes), self._graphs_after_warmup)
         return fn
+
+    @property
+    def pad_multiple(self) -> int:
+        """Prompts (and packs) reach the compiled model right-padded to a multiple of this (1: unpadded)."""
+        return max(self.options.pad_multiple, 1)
 
     def uses_cudagraphs(self) -> bool:
         o = self.options

@@ -72,6 +72,13 @@ class Llama2MMLU:
     # subject -> MMLU category (STEM, humanities, social sciences, other), for the accuracy report
     categories = SUBJECT_CATEGORY
     optimizations = OPTIMIZATIONS
+    # What the case is: all 14,042 test questions of the hendrycks release (its parsed rows' text_fingerprint,
+    # measured on shared/data/mmlu, the release as extracted from data.tar), 5-shot, and Llama-2-7B exactly.
+    questions = 14042
+    few_shots = 5
+    mmlu_text_sha256 = "6876ffa9733ef3f3b84c62b9b224653dc4568e73872d3d897d4e33e2c3483aa2"
+    architecture = {"layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 32, "intermediate": 11008, "vocab": 32000}
+    parameters = 6_738_415_616
 
     def paths(self, params: Params, data_dir: Path) -> dict[str, Path]:
         return {key: data_dir / getattr(params, key) for key in ("weight_dir", "mmlu_dir")}
@@ -111,7 +118,10 @@ class Llama2MMLU:
     def load_workload(self, params: Params, data_dir: Path, limit: int | None) -> Workload:
         paths = self.paths(params, data_dir)
         tokenizer = self.load_tokenizer(paths["weight_dir"])
-        dev, test = mmlu.load_mmlu(paths["mmlu_dir"], params.few_shots, limit)
+        dev, test = mmlu.load_mmlu(paths["mmlu_dir"], params.few_shots)
+        text_sha256 = mmlu.text_fingerprint(dev, test)  # of the whole release, --limit or not
+        if limit is not None:
+            test = {subject: rows[:limit] for subject, rows in test.items()}
         samples = mmlu.build_samples(tokenizer, dev, test, params.few_shots, MAX_TOKENS, paths["mmlu_dir"])
         if not samples:
             raise BenchmarkError(f"{paths['mmlu_dir']}: no test questions selected (check --limit)")
@@ -119,10 +129,10 @@ class Llama2MMLU:
         return Workload(
             samples=samples,
             choice_ids=tuple(letters[k] for k in mmlu.LETTERS),
-            fingerprint={"mmlu_csv_sha256": mmlu.fingerprint(paths["mmlu_dir"]),
+            fingerprint={"mmlu_csv_sha256": mmlu.fingerprint(paths["mmlu_dir"]), "mmlu_text_sha256": text_sha256,
                          "weights_sha256": weights_fingerprint(paths["weight_dir"])},
             notes={"truncated_prompts": sum(s.n_dropped > 0 for s in samples), "max_tokens": MAX_TOKENS,
-                   "letter_ids": letters},
+                   "letter_ids": letters, "limit": limit},
         )
 
     def build_model(self, params: Params, data_dir: Path, *, precision: str, device: "torch.device",
@@ -139,11 +149,25 @@ class Llama2MMLU:
 
         return parameter_count(self.paths(params, data_dir)["weight_dir"], params.model_layers, synthetic)
 
-    def deviations(self, params: Params) -> list[str]:
-        """How these parameters make the run measure something other than the case (a verdict reason each)."""
+    def deviations(self, params: Params, workload: Workload, model: dict[str, int]) -> list[str]:
+        """How this run measures something other than the case, one verdict reason each: another model (shape,
+        size), other data or prompts. (--limit is the harness's own rule.)"""
+        out = []
         if params.model_layers is not None:
-            return [f"shrunk model: model_layers={params.model_layers}, not the case's model"]
-        return []
+            out.append(f"shrunk model: model_layers={params.model_layers}, not the case's model")
+        differ = [f"{k}={model.get(k)} (expected {v})" for k, v in self.architecture.items() if model.get(k) != v]
+        if differ:
+            out.append("the model is not Llama-2-7B: " + ", ".join(differ))
+        elif model and abs(model.get("parameters", 0) - self.parameters) > 0.001 * self.parameters:
+            out.append(f"the model has {model.get('parameters')} parameters, Llama-2-7B {self.parameters}")
+        if params.few_shots != self.few_shots:
+            out.append(f"few_shots={params.few_shots}: the case is {self.few_shots}-shot")
+        if workload.fingerprint.get("mmlu_text_sha256") != self.mmlu_text_sha256:
+            out.append("the MMLU rows are not the hendrycks release's (text sha256 "
+                       f"{str(workload.fingerprint.get('mmlu_text_sha256'))[:12]}..., expected {self.mmlu_text_sha256[:12]}...)")
+        elif workload.notes.get("limit") is None and len(workload.samples) != self.questions:
+            out.append(f"{len(workload.samples)} questions, the case has {self.questions}")
+        return out
 
     def smoke_data(self) -> Path:
         from .smoke import default_cache_dir, make_smoke_data

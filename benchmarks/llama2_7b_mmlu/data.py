@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,4 +279,16 @@ def fingerprint(mmlu_dir: Path, subjects: Iterable[str] = SUBJECTS) -> str:
             except OSError as e:
                 raise BenchmarkError(f"{path}: cannot read ({e.strerror}); expected the MMLU {split} CSV "
                                      f"of {subject} (re-extract the MMLU data)") from None
+    return h.hexdigest()
+
+
+def text_fingerprint(dev: Mapping[str, Sequence[Question]], test: Mapping[str, Sequence[Question]]) -> str:
+    """sha256 of the parsed rows (subject, split, row, question, choices, answer), in SUBJECTS order: the text
+    the prompts are made of, whatever the files' bytes (line endings, quoting) look like."""
+    h = hashlib.sha256()
+    for subject in SUBJECTS:
+        for split, rows in (("dev", dev.get(subject, ())), ("test", test.get(subject, ()))):
+            for q in rows:
+                h.update(json.dumps([subject, split, q.index, q.question, *q.choices, q.answer],
+                                    ensure_ascii=False).encode("utf-8") + b"\n")
     return h.hexdigest()

@@ -10,6 +10,7 @@ import json
 import logging
 import pickle
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import transformers
@@ -80,6 +81,33 @@ class LastTokenLM(nn.Module):
         if not self.packing:
             raise BenchmarkError("config key 'prune_last_layer': needs pack_tokens > 0 (it acts on packs)")
         self.prune_last = True
+
+    def architecture(self) -> dict[str, int]:
+        """The model's shape as result.json records it (and the verdict checks against Llama-2-7B)."""
+        c = self.body.config
+        return {"layers": len(self.body.layers), "hidden": c.hidden_size, "heads": c.num_attention_heads,
+                "kv_heads": c.num_key_value_heads or c.num_attention_heads, "intermediate": c.intermediate_size,
+                "vocab": c.vocab_size,
+                "parameters": sum(p.numel() for p in self.parameters())}
+
+    def forward_flops(self, prompt_lengths: Sequence[int]) -> float:
+        """Matmul FLOPs (2 per multiply-add) this model executes for one forward over prompts of these lengths
+        (one prompt, or a pack), in its current state: every projection and MLP row, causal attention scores and
+        values (n(n+1)/2 query-key pairs per prompt and head), lm_head for the scored row of each prompt only,
+        and with prune_last_layer in a pack the last layer's queries, attention, o_proj and MLP for the scored
+        rows only. Norms, rotary, SiLU and softmax are not matmuls and not counted (<1% here)."""
+        c = self.body.config
+        h, inter, vocab = c.hidden_size, c.intermediate_size, c.vocab_size
+        heads = c.num_attention_heads
+        kv = (c.num_key_value_heads or heads) * (h // heads)
+        layers = len(self.body.layers)
+        pruned = self.packing and self.prune_last and len(prompt_lengths) > 1
+        total = 0.0
+        for n in prompt_lengths:
+            full = 2 * n * (h * h + 2 * h * kv + h * h + 3 * h * inter) + 2 * 2 * h * n * (n + 1) / 2
+            last = (2 * (h * h + h * h + 3 * h * inter) + 2 * n * 2 * h * kv + 2 * 2 * h * n) if pruned else full
+            total += (layers - 1) * full + last + 2 * h * vocab
+        return total
 
     def forward(self, input_ids: torch.Tensor, last_pos: torch.Tensor) -> torch.Tensor:
         if self.packing and input_ids.shape[0] == 1 and last_pos.shape[0] > 1:

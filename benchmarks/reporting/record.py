@@ -56,6 +56,8 @@ class RunResult:
     memory: dict[str, Any] = UNSET
     toolkit_report: dict[str, Any] = UNSET
     optimizations: list[str] = UNSET
+    model: dict[str, int] | None = UNSET  # the case model's architecture() (None: the model does not say)
+    forwards: dict[str, dict[str, Any]] = UNSET  # per pass: forwards, prompts per forward (mean, max)
     packing: dict[str, Any] | None = UNSET
     nonfinite_questions: dict[str, int | None] = UNSET
     verdict: dict[str, Any] = UNSET

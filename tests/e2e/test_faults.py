@@ -94,7 +94,7 @@ def test_out_of_memory_in_a_packed_forward_names_the_pack(tmp_path: Path, smoke_
     i, j = next((i, j) for i, j in plan if j - i > 1 and sum(lengths[i:j]) > max(lengths))
     monkeypatch.setenv("FAULTY_OOM_TOKENS", str(max(lengths)))  # every prompt alone fits; this pack does not
     run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=oom_long",
-                     "--set", f"pack_tokens={budget}", "--set", "no_validation=true")
+                     "--set", f"pack_tokens={budget}")
     assert_clean_exit(
         run, 3, "run failed: DeviceOutOfMemory: out of device memory in ",
         f"the inference pass at question {i + 1}/{N_QUESTIONS} (a pack of {j - i} prompts) "

@@ -179,8 +179,8 @@ def test_compute_exact_values() -> None:
     m = compute(e2e_s=12.5, val=val, infer=infer, labels=labels, flops_per_token=1.4e10,
                 peak=PeakFlops(1e15, "x"), compile_s=3.0, val_warmup_s=0.25)
     assert m.e2e_time == 12.5
-    assert m.p_val_core == 250.0 and m.p_val_whole == 200.0
-    assert m.p_infer_core == 500.0 and m.p_infer_whole == 400.0
+    assert m.p_val_core == 250.0 and m.p_val_pass == 200.0 and m.p_val_whole == 1000 / (5.0 + 0.25)
+    assert m.p_infer_core == 500.0 and m.p_infer_pass == 400.0 and m.p_infer_whole == 1000 / (2.5 + 3.0)
     assert m.val_acc == 0.5 and m.infer_acc == 0.75
     assert m.mfu == pytest.approx(1.4e10 * 500.0 / 1e15) and m.mfu_reason is None
     assert m.mem_used_gib == 1.5 and m.mem_total_gib == 8.0

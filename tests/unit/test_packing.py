@@ -152,8 +152,8 @@ def test_packed_smoke_run_reports_the_optimization(smoke_cache) -> None:
     assert p["pack_tokens"] == 200 and 1 < p["forwards"] < r["counts"]["questions"]
     assert p["prompts_per_forward"] == pytest.approx(r["counts"]["questions"] / p["forwards"])
     assert p["tokens_per_forward"] * p["forwards"] == pytest.approx(r["counts"]["tokens"])
-    assert p["same_predictions_as_validation"] == 1.0 and p["required_same_predictions"] == 0.999
-    assert any(n.startswith("packs of <= 200 tokens: 100.00%") for n in r["verdict"]["notes"])
+    assert p["same_predictions_as_validation"] == 1.0 and p["required_same_predictions"] == 0.97  # random weights
+    assert any(n.startswith("pack_tokens=200: 100.00%") for n in r["verdict"]["notes"])
     rows = [json.loads(line) for line in (run.output_dir / "predictions.jsonl").read_text().splitlines()]
     assert [x["pred_infer"] for x in rows] == [x["pred_val"] for x in rows]
     # The same run without packing predicts the same (fp32 tiny model), in more forwards.

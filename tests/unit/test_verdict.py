@@ -40,9 +40,9 @@ def test_a_case_without_reference_accuracy_has_no_accuracy_rule():
     assert verdict["status"] == "VALID"
 
 
-def test_synthetic_weights_skip_the_accuracy_check_and_say_so():
+def test_synthetic_weights_are_speed_only_never_valid_and_skip_the_accuracy_check():
     verdict = V.judge(evidence(0.0, synthetic=True, peak=PeakFlops(1.0, "t")))
-    assert verdict["status"] == "VALID" and verdict["accuracy_meaningful"] is False
+    assert verdict["status"] == "SPEED-ONLY" and verdict["accuracy_meaningful"] is False
     assert any("not meaningful" in n for n in verdict["notes"])
 
 
@@ -78,21 +78,68 @@ def test_packing_must_keep_batch_one_predictions_with_real_weights(differ, valid
     packing = M.packing(infer, val, V.PACKING_MIN_SAME)
     assert packing["same_predictions_as_validation"] == (2000 - differ) / 2000
     assert packing["forwards"] == 200 and packing["prompts_per_forward"] == 10 and packing["tokens_per_forward"] == 100
-    verdict = V.judge(evidence(packing=packing))
+    e = evidence(packing=packing, optimizations=["pack_tokens=4096"])
+    verdict = V.judge(dataclasses.replace(e, metrics=dataclasses.replace(e.metrics, agreement=(2000 - differ) / 2000)))
     assert (verdict["status"] == "VALID") is valid, verdict
     if not valid:
-        assert verdict["reasons"] == ["packs of <= 4096 tokens: 99.85% of inference predictions equal the validation "
+        assert verdict["reasons"] == ["pack_tokens=4096: 99.85% of inference predictions equal the validation "
                                       "pass's (batch 1, plain model); required 99.9%"]
 
 
-def test_packing_bar_is_a_note_with_random_weights_or_without_validation():
+def with_agreement(e: V.Evidence, same: float | None) -> V.Evidence:
+    return dataclasses.replace(e, metrics=dataclasses.replace(e.metrics, agreement=same))
+
+
+@pytest.mark.parametrize("same, status", [(0.985, "SPEED-ONLY"), (0.97, "SPEED-ONLY"), (0.969, "INVALID")])
+def test_random_weights_have_their_own_agreement_floor(same, status):
+    verdict = V.judge(with_agreement(evidence(0.0, synthetic=True, optimizations=["fuse_projections"]), same))
+    assert verdict["status"] == status, verdict
+    assert ("required 97.0% with random weights" in " ".join(verdict["reasons"] + verdict["notes"]))
+
+
+def test_any_named_optimization_is_checked_not_only_packing():
+    verdict = V.judge(with_agreement(evidence(optimizations=["fuse_projections"]), 0.99))
+    assert verdict["status"] == "INVALID" and verdict["reasons"][0].startswith("fuse_projections: 99.00%")
+    plain = V.judge(with_agreement(evidence(), 0.5))  # no optimization: the plain model twice, nothing to check
+    assert plain["status"] == "VALID"
+
+
+@pytest.mark.parametrize("key, value, valid", [("mfu", 1.2, False), ("mfu", 0.0, False), ("mfu", 0.62, True),
+                                               ("mfu_executed", 35.7, False), ("mfu_executed", 0.58, True)])
+def test_impossible_mfu_is_invalid(key, value, valid):
+    e = evidence()
+    verdict = V.judge(dataclasses.replace(e, metrics=dataclasses.replace(e.metrics, **{key: value})))
+    assert (verdict["status"] == "VALID") is valid, verdict
+    if not valid:
+        assert f"{key} " in verdict["reasons"][0] and "impossible" in verdict["reasons"][0]
+
+
+def test_an_overridden_peak_is_named_and_core_above_whole_is_invalid():
+    verdict = V.judge(evidence(peak=PeakFlops(1e6, "vendor YAML peak_flops"), peak_source="--set"))
+    assert any("peak FLOP/s overridden (1e+06 from --set)" in n for n in verdict["notes"])
+    bad = PassRecord("inference", 1, 10, 2.0, 1.0, (1,), (2.0,), 0)
+    assert V.judge(dataclasses.replace(evidence(), passes=(bad,)))["reasons"] == [
+        "inference pass: core time 2.000 s exceeds its wall time 1.000 s"]
+
+
+@pytest.mark.parametrize("scenario, status", [("optimized", "INVALID"), ("reference", "VALID")])
+def test_graph_recordings_and_recompiles_in_the_timed_pass(scenario, status):
+    verdict = V.judge(evidence(recompiles=1, graph_recordings=3, scenario=scenario))
+    assert verdict["status"] == status
+    text = " ".join(verdict["reasons"] + verdict["notes"])
+    assert "1 recompilation(s)" in text and "3 CUDA graph recording(s)" in text
+
+
+def test_the_case_deviations_make_the_run_invalid_and_accuracy_not_meaningful():
+    verdict = V.judge(evidence(deviations=("the model is not Llama-2-7B: layers=2 (expected 32)",)))
+    assert verdict["status"] == "INVALID" and verdict["accuracy_meaningful"] is False
+    assert verdict["reasons"] == ["the model is not Llama-2-7B: layers=2 (expected 32)"]
+
+
+def test_without_a_validation_pass_the_predictions_are_not_compared():
     infer = record("inference", [2] * 5 + [1] * 95, 10)
-    packing = M.packing(infer, record("validation", [1] * 100, 100), V.PACKING_MIN_SAME)
-    verdict = V.judge(evidence(0.0, synthetic=True, packing=packing))
-    assert verdict["status"] == "VALID"
-    assert any(n.startswith("packs of <= 4096 tokens: 95.00%") and "not enforced" in n for n in verdict["notes"])
     packing = M.packing(infer, None, V.PACKING_MIN_SAME)
-    verdict = V.judge(evidence(packing=packing))
+    verdict = V.judge(with_agreement(evidence(packing=packing, optimizations=["pack_tokens=4096"]), None))
     assert packing["same_predictions_as_validation"] is None
-    assert any("not compared with batch 1 (no validation pass)" in n for n in verdict["notes"])
+    assert any("not compared with the plain model (no validation pass)" in n for n in verdict["notes"])
     assert M.packing(record("inference", [1] * 10, 10), None, V.PACKING_MIN_SAME) is None  # no packs, no figures

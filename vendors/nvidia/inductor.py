@@ -6,12 +6,27 @@ cudagraph trees treat each prompt as continuing the previous step and keep its o
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
 
-from benchmarks.interfaces import ModelFn
+from benchmarks.interfaces import ModelFn, ToolkitReport
 from benchmarks.toolkits import Inductor
+
+
+def cudagraph_ids(device_index: int) -> int | None:
+    """How many CUDA graph ids inductor's cudagraph trees have handed out on this device (each recording and
+    each warm-up node takes one); None where torch has no such tree manager (a private API: it may move)."""
+    try:
+        from torch._inductor import cudagraph_trees
+
+        manager = cudagraph_trees.get_manager(device_index, create_if_none_exists=False)
+        if manager is None:
+            return 0
+        return int(repr(manager.graph_counter).removeprefix("count(").removesuffix(")"))
+    except Exception:  # noqa: BLE001 - a counter we read for the verdict must never fail the run
+        return None
 
 
 class _MarkStep(torch.nn.Module):
@@ -37,6 +52,18 @@ class CudaInductor(Inductor):
         if wanted is not None:
             torch.backends.cuda.enable_cudnn_sdp(wanted)
         try:
-            return super().prepare(model_fn, warmup_calls)
+            fn = super().prepare(model_fn, warmup_calls)
         finally:
             torch.backends.cuda.enable_cudnn_sdp(before)
+        if self.uses_cudagraphs():
+            self._graph_ids_after_warmup = cudagraph_ids(self.vendor.device().index or 0)
+        return fn
+
+    def report(self) -> ToolkitReport:
+        """Also counts CUDA graphs recorded after the warm-up (a new shape in the timed pass records one)."""
+        report = super().report()
+        before = getattr(self, "_graph_ids_after_warmup", None)
+        now = cudagraph_ids(self.vendor.device().index or 0) if before is not None else None
+        if now is None:
+            return report
+        return dataclasses.replace(report, graph_recordings=now - before)
