@@ -17,7 +17,7 @@ import pytest
 from benchmarks.errors import BenchmarkError
 from benchmarks.llama2_7b_mmlu import data as D
 
-SHARED = Path(os.environ.get("LLAMA_BENCH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+SHARED = Path(os.environ.get("LLAMA_BENCH_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 MMLU = SHARED / "mmlu" / "data"
 TOKENIZER = SHARED / "llama2_tokenizer"
 LENGTHS_CSV = SHARED / "mmlu" / "prompt_lengths_llama2.csv"
@@ -80,6 +80,7 @@ def test_subjects_match_release():
     assert len(D.SUBJECTS) == 57 and list(D.SUBJECTS) == sorted(D.SUBJECTS)
 
 
+@pytest.mark.slow  # tokenizes all 14,042 real prompts (~30 s on 2 idle cores)
 def test_real_data_counts(mmlu, samples):
     dev, test = mmlu
     assert len(samples) == 14042
@@ -133,6 +134,7 @@ def test_fingerprint_is_sha256_of_csv_bytes():
 # ---------------------------------------------------------------- 2. exact prompt text
 
 
+@pytest.mark.slow  # tokenizes all 14,042 real prompts (~30 s on 2 idle cores)
 def test_prompt_text_abstract_algebra_0(mmlu, tokenizer, by_key):
     dev, test = mmlu
     q = test["abstract_algebra"][0]
@@ -182,6 +184,7 @@ def _sp_truncate(sp, prompt: str) -> str:
     return prompt
 
 
+@pytest.mark.slow  # tokenizes all 14,042 real prompts (~30 s on 2 idle cores)
 def test_ids_equal_sentencepiece(mmlu, by_key, samples, sp):
     dev, test = mmlu
     euro = [s for s in samples if s.subject == "high_school_european_history" and s.n_dropped >= 1]
@@ -200,6 +203,7 @@ def test_ids_equal_sentencepiece(mmlu, by_key, samples, sp):
 # ---------------------------------------------------------------- 4. labels
 
 
+@pytest.mark.slow  # tokenizes all 14,042 real prompts (~30 s on 2 idle cores)
 def test_labels(tokenizer, mmlu, samples):
     ids = D.letter_ids(tokenizer)
     assert ids == {"A": 319, "B": 350, "C": 315, "D": 360}
@@ -212,6 +216,7 @@ def test_labels(tokenizer, mmlu, samples):
 # ---------------------------------------------------------------- 5. lengths vs prompt_lengths_llama2.csv
 
 
+@pytest.mark.slow  # tokenizes all 14,042 real prompts (~30 s on 2 idle cores)
 def test_lengths_match_published_csv(mmlu, tokenizer):
     dev, test = mmlu
     questions = [q for s in D.SUBJECTS for q in test[s]]
