@@ -9,9 +9,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# The result.json schema (docs/results_schema.md). 2: adds accuracy, throughput_by_length, gate,
+# The result.json schema (docs/results_schema.md); its history is there. 2: adds accuracy, throughput_by_length, gate,
 # environment.git_commit/git_dirty, and environment.device_count/driver/cuda always present (null if unknown).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class _Unset:

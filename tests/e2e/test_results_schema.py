@@ -122,7 +122,7 @@ def test_top_level_and_metric_keys_are_all_documented(result, runs) -> None:
 
 def test_header_essentials(result) -> None:
     env = result["environment"]
-    assert result["schema_version"] == 2 and result["status"] == "completed"
+    assert result["schema_version"] == 3 and result["status"] == "completed"
     assert (result["case"], result["vendor"], result["toolkit"], result["precision"]) == \
         ("llama2_7b_mmlu", "cpu", "none", "fp32")
     assert result["tf32"] is True and result["batch_size"] == 1 and result["limit"] == 2
