@@ -136,8 +136,9 @@ def test_smoke_run_against_the_a100_baseline_is_refused_before_running(smoke_cac
     assert "not comparable with this run" in run.err and "key 'smoke' is false but this run is a smoke run" in run.err
     assert not (tmp_path / "out" / "result.json").exists()
     run = run_smoke(smoke_cache, tmp_path / "out2", "--baseline", str(A100_FP16), "--allow-mismatch")
-    assert run.code == 0, run.err
-    assert "gate: PASS" in run.out and "not comparable (compared anyway, --allow-mismatch)" in run.out
+    # Compared, not refused: PASS or REGRESSION depends on how fast this CPU is against an A100 right now.
+    assert run.code in (0, 1) and run.err == "", run.err
+    assert "gate: " in run.out and "not comparable (compared anyway, --allow-mismatch)" in run.out
     assert run.result["gate"]["missing"] == ["mfu (not in the run)"]
 
 
