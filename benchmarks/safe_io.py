@@ -5,7 +5,7 @@
 * `claim_output_dir`: an explicit --output_dir that already holds a run is refused, or emptied of that run's
   files with --overwrite, so no stale file ever sits beside a new result.json.
 * `append_whole`: appends a chunk of lines entirely or not at all (a full disk never leaves half a line).
-* `report_mode`: the permissions of a report file (0644 under the usual umask; mkstemp alone gives 0600).
+* result files get `reporting.atomic.report_mode()` (0644 under the usual umask; mkstemp alone gives 0600).
 """
 from __future__ import annotations
 
@@ -16,18 +16,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import BenchmarkError
+from .reporting.atomic import _clean, report_mode
 
 # A run's own files in its folder (outputs.RESULT_FILES, the streamed predictions, a temp file left by a kill).
 _write = os.write  # one name for the appends below, so a test can make the disk "full" for them alone
 RUN_FILE_GLOBS = ("result.json", "result.md", "result.csv", "predictions*.jsonl", "*.png", "run.log",
                   ".result.*.tmp", ".predictions*.tmp")
-
-
-def report_mode() -> int:
-    """0666 less the process umask, as open() would create the file; read without changing it."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def shown(path: Path | str) -> str:
@@ -112,7 +106,6 @@ def append_whole(path: Path, text: str) -> None:
 def rewrite_in_place(path: Path, data: Mapping[str, Any]) -> None:
     """Last resort when the atomic write of result.json fails (disk full: no room for a second copy):
     overwrite the existing file's blocks. A status of a few bytes more rarely needs a new block."""
-    from .reporting.atomic import _clean
 
     text = (json.dumps(_clean(data), indent=2) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, report_mode())

@@ -10,8 +10,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..safe_io import report_mode
 
+
+
+def report_mode() -> int:
+    """0666 less the process umask, as open() would create the file; read without changing it."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
