@@ -33,6 +33,7 @@ class Evidence:
     packing: Mapping[str, Any] | None = None  # metrics.packing(...)
     repeat_runs: Sequence[Mapping[str, Any]] = field(default_factory=tuple)  # metrics.repeat_run(...) of runs 2..N
     deviations: Sequence[str] = ()  # Case.deviations(params): how the configured case differs from the case
+    energy: Mapping[str, Any] | None = None  # metrics.energy_block(...): telemetry per phase
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -124,9 +125,25 @@ def mfu_reported(e: Evidence) -> Iterator[Finding]:
         yield note(f"MFU not reported: {e.peak.source}")
 
 
+def slowed_down(e: Evidence) -> Iterator[Finding]:
+    """Thermal or hardware slowdown during a timed pass: its numbers are reported, a reader should know."""
+    phases = (e.energy or {}).get("phases") or {}
+    for name in ("validation", "inference"):
+        shares = (phases.get(name) or {}).get("limit_shares") or {}
+        found = [f"{what} on {100 * shares[key]:.0f}% of samples" for key, what in
+                 (("thermal", "thermal slowdown"), ("hw_slowdown", "HW slowdown")) if shares.get(key)]
+        if found:
+            yield note(f"{name} pass: {' and '.join(found)} (clocks held down; numbers still reported)")
+
+
+def energy_source(e: Evidence) -> Iterator[Finding]:
+    if e.energy and e.energy.get("note"):
+        yield note(e.energy["note"])
+
+
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
     smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs, packed_predictions,
-    accuracy_band, mfu_reported,
+    accuracy_band, mfu_reported, slowed_down, energy_source,
 )
 
 
