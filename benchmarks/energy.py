@@ -91,7 +91,7 @@ def _mean(xs: Sequence[float]) -> float | None:
 def phase_summary(record: TelemetryRecord, wins: Sequence[Window]) -> dict[str, Any]:
     """One phase (all its intervals: a phase may be entered more than once) from the record."""
     duration = sum(t1 - t0 for _, t0, t1, _, _ in wins)
-    inside = [s for s in record.samples if any(t0 <= s.t_s <= t1 for _, t0, t1, _, _ in wins)]
+    inside = [s for s in record.samples if any(t0 <= s.t_s < t1 for _, t0, t1, _, _ in wins)]
     counter_parts, integrated_parts = [], []
     for _, t0, t1, e0, e1 in wins:
         chain = [(t0, e0), *((s.t_s, s.energy_j) for s in inside if t0 < s.t_s < t1), (t1, e1)]
