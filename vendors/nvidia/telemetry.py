@@ -87,6 +87,11 @@ class NvmlTelemetry:
             self._shutdown_nvml()
             return self
         self.mark(IDLE_PHASE)
+        self.sample()
+        if self._threaded:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name=f"nvml-telemetry-cuda:{self.torch_device_index}")
+            self._thread.start()
         if self.idle_s > 0:
             self._sleep(self.idle_s)
         self.mark(None)
@@ -120,9 +125,10 @@ class NvmlTelemetry:
     def mark(self, phase: str | None) -> None:
         if self._state != "running" or self._handle is None:
             return
+        t = self._clock() - self._start  # the clock, then the counter: the same order as in sample()
         energy = self._energy_j()
         with self._lock:
-            self._marks.append(TelemetryMark(self._clock() - self._start, phase, energy))
+            self._marks.append(TelemetryMark(t, phase, energy))
 
     # -- NVML ------------------------------------------------------------------------------------
 
@@ -144,11 +150,6 @@ class NvmlTelemetry:
         except Exception as error:
             self._counter_missing = f"nvmlDeviceGetTotalEnergyConsumption: {_describe(error)}"
             self._off.add("energy")
-        self.sample()
-        if self._threaded:
-            self._thread = threading.Thread(target=self._run, daemon=True,
-                                            name=f"nvml-telemetry-cuda:{self.torch_device_index}")
-            self._thread.start()
 
     def _shutdown_nvml(self) -> None:
         if self._initialized:
