@@ -92,8 +92,12 @@ class NvmlTelemetry:
             self._thread = threading.Thread(target=self._run, daemon=True,
                                             name=f"nvml-telemetry-cuda:{self.torch_device_index}")
             self._thread.start()
-        if self.idle_s > 0:
-            self._sleep(self.idle_s)
+        try:
+            if self.idle_s > 0:
+                self._sleep(self.idle_s)
+        except BaseException:  # Ctrl-C during the idle baseline: stop the thread and NVML before leaving
+            self.__exit__()
+            raise
         self.mark(None)
         return self
 
