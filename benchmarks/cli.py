@@ -144,7 +144,7 @@ def _restore_library_logs() -> None:
 
 
 # Files written only for a completed run: beside an interrupted or failed result.json they would contradict it.
-_COMPLETED_ONLY = ("result.md", "result.csv", "throughput_vs_length.png")
+_COMPLETED_ONLY = ("result.md", "result.csv", "throughput_vs_length.png", "timeline.png", "telemetry.csv")
 
 
 def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:

@@ -4,7 +4,8 @@ Names of the reference metrics are kept as they are (e2e_time, p_val_whole, ... 
 Besides the headline `Metrics`: the accuracy detail (per subject and category, two scorings per pass:
 `acc`, argmax over the whole vocabulary equals the label, the reference rule; `choice_acc`, argmax over
 only the answer-choice ids, the hendrycks / lm-eval rule; groups are micro averages), core throughput per
-prompt-length bin, the figures of packed forwards, and the spread of `--repeat` runs.
+prompt-length bin, the figures of packed forwards, and the spread of `--repeat` runs. The energy figures
+(joules per phase, tokens per joule, power) are computed in benchmarks.energy, re-exported here.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from .energy import ENERGY_METRICS, energy_block, energy_metrics  # noqa: F401  (the energy part of the metrics)
 from .interfaces import MemoryReport, PeakFlops
 
 if TYPE_CHECKING:  # PassRecord is a plain record; importing passes would import torch

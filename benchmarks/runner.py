@@ -28,6 +28,7 @@ from .errors import BenchmarkError, one_line
 from .interfaces import Case, OptimizationContext, Vendor
 from .passes import HostBatch, PassRecord, plan_packs, run_pass
 from .registry import get_toolkit
+from .run_telemetry import RunTelemetry
 from .reporting import files
 from .reporting.record import UNSET, RunResult
 from .timing import Spans
@@ -62,6 +63,7 @@ class Run:
     def __init__(self, req: RunRequest):
         self.req = req
         self.spans = Spans()
+        self.telemetry = RunTelemetry(req.vendor, self.spans)  # energy/power per phase, timeline.png's clock
         self.result: RunResult | None = None
         self.val: PassRecord | None = None
         self.infer: PassRecord | None = None
@@ -97,9 +99,9 @@ class Run:
         self.result = self._header(precision)
         self.save()
         sync = vendor.synchronize
-        e2e_start = time.perf_counter()
         monitor = vendor.memory_monitor()
-        with monitor:
+        with self.telemetry, monitor:  # the telemetry first: its idle baseline is taken before anything loads
+            e2e_start = time.perf_counter()
             with self.spans.span("init", sync):
                 workload = req.case.load_workload(req.config.case, req.data_dir, req.limit)
                 self.samples = list(workload.samples)
@@ -142,7 +144,7 @@ class Run:
             if req.repeat > 1:
                 self._repeat_passes(model, fn, batch, workload.choice_ids)
         self._finish(e2e, toolkit.report(), compile_fallback, vendor.peak_flops(precision, cfg.tf32), monitor.report())
-        files.write_run_files(req.output_dir, self.result)
+        files.write_run_files(req.output_dir, self.result, self.telemetry.timeline)
         return self.result
 
     @staticmethod
@@ -175,6 +177,7 @@ class Run:
         """One timed pass; the inference pass packs prompts when an active optimization asks for it."""
         cfg = self.req.config.run
         progress = self.req.progress(label or name) if self.req.progress else None
+        progress = self.telemetry.wrap(label or name, progress, cfg.log_freq)  # forward times for timeline.png
         writer = files.prediction_stream(self.req.output_dir, name, self.samples, self.run_id) if stream else None
         packed = name == "inference"
         return run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
@@ -204,7 +207,8 @@ class Run:
                             val_warmup_s=self.spans.seconds.get("val_warmup"),
                             executed_flops=self.flops[0], padding_flops=self.flops[1])
         r.status = "completed"
-        r.metrics = m.as_dict()
+        r.energy = metrics.energy_block(self.telemetry.record, self.telemetry.reason)
+        r.metrics = {**m.as_dict(), **metrics.energy_metrics(r.energy, self.val, self.infer)}
         r.phases_s = dict(self.spans.seconds)
         r.peak_flops = {"value": peak.value, "source": peak.source}
         r.memory = {"used_gib": mem.used_gib, "total_gib": mem.total_gib, "source": mem.source,
@@ -229,7 +233,7 @@ class Run:
             deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
             graph_recordings=report.graph_recordings, scenario=getattr(req, "scenario", "optimized"),
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
-            repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else ()))
+            repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
                                              {"val": self.val, "infer": self.infer}, req.case.categories)
         r.throughput_by_length = metrics.throughput_by_length(

@@ -20,7 +20,7 @@ from .reporting.atomic import _clean, report_mode
 
 # A run's own files in its folder (outputs.RESULT_FILES, the streamed predictions, a temp file left by a kill).
 _write = os.write  # one name for the appends below, so a test can make the disk "full" for them alone
-RUN_FILE_GLOBS = ("result.json", "result.md", "result.csv", "predictions*.jsonl", "*.png", "run.log",
+RUN_FILE_GLOBS = ("result.json", "result.md", "result.csv", "predictions*.jsonl", "*.png", "telemetry.csv", "run.log",
                   ".result.*.tmp", ".predictions*.tmp")
 
 

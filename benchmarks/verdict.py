@@ -48,6 +48,7 @@ class Evidence:
     graph_recordings: int | None = None  # CUDA graphs recorded inside the timed pass (ToolkitReport)
     scenario: str = "optimized"
     peak_source: str | None = None  # where an overridden peak FLOP/s came from (None: the vendor's table)
+    energy: Mapping[str, Any] | None = None  # metrics.energy_block(...): telemetry per phase
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -156,9 +157,25 @@ def mfu_reported(e: Evidence) -> Iterator[Finding]:
         yield note(f"MFU not reported: {e.peak.source}")
 
 
+def slowed_down(e: Evidence) -> Iterator[Finding]:
+    """Thermal or hardware slowdown during a timed pass: its numbers are reported, a reader should know."""
+    phases = (e.energy or {}).get("phases") or {}
+    for name in ("validation", "inference"):
+        shares = (phases.get(name) or {}).get("limit_shares") or {}
+        found = [f"{what} on {100 * shares[key]:.0f}% of samples" for key, what in
+                 (("thermal", "thermal slowdown"), ("hw_slowdown", "HW slowdown")) if shares.get(key)]
+        if found:
+            yield note(f"{name} pass: {' and '.join(found)} (clocks held down; numbers still reported)")
+
+
+def energy_source(e: Evidence) -> Iterator[Finding]:
+    if e.energy and e.energy.get("note"):
+        yield note(e.energy["note"])
+
+
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
     smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs,
-    checked_predictions, accuracy_band, plausible_numbers, mfu_reported,
+    checked_predictions, accuracy_band, plausible_numbers, mfu_reported, slowed_down, energy_source,
 )
 
 

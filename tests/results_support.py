@@ -93,3 +93,31 @@ def doc_tables(path: Path, first_column: str) -> list[dict[str, str]]:
         elif header and not set(line) <= set("|-: "):
             rows.append({h: c.strip("`") for h, c in zip(header, cells)})
     return rows
+
+
+VENDORS = Path(__file__).resolve().parent / "vendors"
+
+
+@functools.lru_cache(maxsize=None)
+def _telemetry(cache: str, no_counter: bool) -> CliRun:
+    import os
+
+    root = Path(cache).parent / "results_runs"
+    root.mkdir(exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ("LLAMA_BENCH_VENDOR_PATH", "FAKENVML_NO_COUNTER")}
+    os.environ["LLAMA_BENCH_VENDOR_PATH"] = str(VENDORS)
+    os.environ["FAKENVML_NO_COUNTER"] = "1" if no_counter else "0"
+    try:
+        return run_smoke(Path(cache), root / f"telemetry{'_nocounter' if no_counter else ''}", "--vendor", "fakenvml")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def telemetry_run(smoke_cache: Path, no_counter: bool = False) -> CliRun:
+    """A smoke run of the test vendor `fakenvml` (tests/vendors): the cpu vendor with the NVML telemetry on a
+    scripted NVML (made once per session)."""
+    return _telemetry(str(smoke_cache), no_counter)

@@ -1,6 +1,7 @@
 """The files of a run folder, each written atomically:
 
-run folder:  result.json  result.md  result.csv  predictions.jsonl  throughput_vs_length.png  run.log
+run folder:  result.json  result.md  result.csv  predictions.jsonl  throughput_vs_length.png  timeline.png
+             telemetry.csv (with vendor telemetry)  run.log
              predictions.partial.jsonl while a pass runs (each chunk of predictions as it is produced, so an
              interrupted pass keeps what it answered; removed once predictions.jsonl holds both passes)
 """
@@ -11,12 +12,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import safe_io
-from . import history, plots
+from . import history, plots, timeline as _timeline
 from . import atomic  # by module, so a test can make its writes fail
 from .markdown import markdown
 from .record import RunResult
 
-RESULT_FILES = ("result.json", "result.md", "result.csv", "predictions.jsonl", "throughput_vs_length.png", "run.log")
+RESULT_FILES = ("result.json", "result.md", "result.csv", "predictions.jsonl", "throughput_vs_length.png", "timeline.png",
+                "telemetry.csv", "run.log")
 STREAM_FILE = "predictions.partial.jsonl"
 
 
@@ -33,14 +35,20 @@ def save_all(output_dir: Path, result: RunResult) -> None:
     history.write_result_csv(output_dir / "result.csv", data)
 
 
-def write_run_files(output_dir: Path, result: RunResult) -> None:
-    """save_all, then throughput_vs_length.png (skipped with a warning if it cannot be drawn)."""
+def write_run_files(output_dir: Path, result: RunResult, timeline: Any = None) -> None:
+    """save_all, then throughput_vs_length.png, and with the run's `timeline` (benchmarks.run_telemetry)
+    timeline.png and telemetry.csv (charts are skipped with a warning if they cannot be drawn)."""
     save_all(output_dir, result)
     data = result.throughput_by_length
+    title = f"{result.case}: {result.environment.get('device_name', '?')}, {result.precision}, {result.toolkit}" \
+        + "".join(f", {f}" for f in plots.workload_flags([result.as_dict()]))
     if isinstance(data, dict) and data.get("tokens_per_s"):
-        title = f"{result.case}: {result.environment.get('device_name', '?')}, {result.precision}, {result.toolkit}" \
-            + "".join(f", {f}" for f in plots.workload_flags([result.as_dict()]))
         plots.plot_throughput_by_length(output_dir / "throughput_vs_length.png", data, title)
+    if timeline is not None:
+        scenario = getattr(result, "scenario", None) or ("optimized" if result.optimizations else "plain")
+        _timeline.write_telemetry_csv(output_dir / "telemetry.csv", timeline)
+        _timeline.plot_timeline(output_dir / "timeline.png", timeline, f"{title}; scenario {scenario}",
+                                result.energy if isinstance(result.energy, dict) else None)
 
 
 def write_predictions(output_dir: Path, samples: Sequence[Any], val: Any, infer: Any) -> None:

@@ -43,10 +43,14 @@ METRIC_KIND = {
     "val_acc": "accuracy", "infer_acc": "accuracy", "val_choice_acc": "accuracy",
     "infer_choice_acc": "accuracy", "agreement": "accuracy",
     "mem_used_gib": "memory", "e2e_time": "time", "compile_time": "time",
+    # energy efficiency: may not drop more than the throughput tolerance
+    "tokens_per_joule_whole": "throughput", "tokens_per_joule_core": "throughput",
 }
 # What a result.json baseline compares (times are too machine-load dependent to gate by default).
 DEFAULT_METRICS = ("p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "val_acc",
                    "infer_acc", "mem_used_gib")
+# Also compared when a result.json baseline measured them (a device with telemetry).
+ENERGY_METRICS = ("tokens_per_joule_whole", "tokens_per_joule_core")
 # Keys of a YAML baseline that must equal the run's (when present), and purely descriptive keys.
 CONTEXT_KEYS = ("case", "precision", "tf32", "toolkit", "vendor")
 INFO_KEYS = ("description", "source", "device")
@@ -187,8 +191,9 @@ def load_baseline(path: Path) -> Baseline:
         ctx = {k: result.get(k) for k in CONTEXT_KEYS}
         ctx["device"] = (result.get("environment") or {}).get("device_name")
         _check_result_metrics(path, result)
+        energy = tuple(_default(m, metric_value(result, m)) for m in ENERGY_METRICS if metric_value(result, m) is not None)
         return Baseline(path, "result.json",
-                        tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS), ctx,
+                        tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS) + energy, ctx,
                         f"run of {result.get('start_time')} on {ctx['device']}",
                         (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False,
                         comparable.workload_of_result(result), comparable.repeat_medians(result),

@@ -72,6 +72,14 @@ COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
     ("git_commit", _env("git_commit")),
     ("git_dirty", _env("git_dirty")),
     ("result_dir", lambda r: None),  # filled by the writer: the folder holding result.json
+    # schema 3: energy (null without vendor telemetry)
+    ("e_val_j", _m("e_val_j")),
+    ("e_infer_j", _m("e_infer_j")),
+    ("tokens_per_joule_whole", _m("tokens_per_joule_whole")),
+    ("tokens_per_joule_core", _m("tokens_per_joule_core")),
+    ("avg_power_w", _m("avg_power_w")),
+    ("idle_power_w", _m("idle_power_w")),
+    ("energy_source", lambda r: (r.get("energy") or {}).get("energy_source")),
 )
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 # Columns holding numbers (for readers such as `plot`).
@@ -80,6 +88,7 @@ NUMERIC_COLUMNS = frozenset({
     "schema_version", "device_count", "batch_size", "limit", "questions", "tokens", "e2e_time", "p_val_whole",
     "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "peak_flops", "val_acc", "infer_acc",
     "val_choice_acc", "infer_choice_acc", "agreement", "mem_used_gib", "mem_total_gib", "compile_time",
+    "e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core", "avg_power_w", "idle_power_w",
 })
 
 

@@ -50,10 +50,48 @@ def markdown(result: Mapping[str, Any]) -> str:
               f"tokens: {result['counts']['tokens']}"]
     if m["mfu"] is None:
         lines.append(f"MFU not reported: {m['mfu_reason']}")
+    lines += energy_lines(result)
     lines += _accuracy_table(result)
     if result.get("gate"):
         lines += ["", "```", gate.table(result["gate"]), "```"]
     return "\n".join(lines) + "\n"
+
+
+def energy_line(result: Mapping[str, Any]) -> str:
+    """'energy: inference 1234 J (counter), 3.6 tokens/J whole / 3.7 core, 672 W mean (idle 85 W); validation 2000 J'."""
+    m, e = result.get("metrics") or {}, result.get("energy") or {}
+    if not e.get("available"):
+        return f"energy: not measured ({e.get('reason') or m.get('energy_reason') or 'no telemetry'})"
+    text = (f"energy: inference {_fmt(m.get('e_infer_j'), ',.0f')} J ({e.get('energy_source') or 'n/a'}), "
+            f"{_fmt(m.get('tokens_per_joule_whole'), '.2f')} tokens/J whole / {_fmt(m.get('tokens_per_joule_core'), '.2f')} "
+            f"core, {_fmt(m.get('avg_power_w'), '.0f')} W mean (idle {_fmt(m.get('idle_power_w'), '.0f')} W); "
+            f"validation {_fmt(m.get('e_val_j'), ',.0f')} J")
+    return text
+
+
+def energy_lines(result: Mapping[str, Any]) -> list[str]:
+    """The energy line and, with telemetry, a table per phase (result.md)."""
+    lines = ["", energy_line(result)]
+    e = result.get("energy") or {}
+    if not e.get("available"):
+        return lines
+    if e.get("note"):
+        lines.append(f"note: {e['note']}")
+    lines += ["", "| phase | s | energy J | source | mean W | max W | SM MHz | mem MHz | temp C | power cap | thermal "
+              "| HW slowdown | samples |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, p in e["phases"].items():
+        shares = p.get("limit_shares") or {}
+        lines.append("| " + " | ".join([
+            name, _fmt(p["duration_s"], ".1f"), _fmt(p["energy_j"], ",.0f"), p["energy_source"] or "n/a",
+            _fmt(p["mean_power_w"], ".0f"), _fmt(p["max_power_w"], ".0f"), _fmt(p["sm_clock_mhz"], ".0f"),
+            _fmt(p["mem_clock_mhz"], ".0f"), _fmt(p["temperature_c"], ".0f"),
+            *(pct(shares.get(k)) for k in ("power_cap", "thermal", "hw_slowdown")), str(p["samples"])]) + " |")
+    c = e.get("cross_check")
+    if c:
+        lines += ["", f"cross-check ({c['phase']}): counter {c['counter_j']:,.0f} J, integrated sampled power "
+                  f"{c['integrated_power_j']:,.0f} J ({100 * c['rel_diff']:+.1f}%, tolerance "
+                  f"{100 * c['tolerance']:.0f}%: {'agrees' if c['agrees'] else 'DISAGREES'})"]
+    return lines
 
 
 def _accuracy_table(result: Mapping[str, Any]) -> list[str]:

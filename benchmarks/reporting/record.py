@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 # The result.json schema (docs/results_schema.md); its history is there. 2: adds accuracy, throughput_by_length, gate,
 # environment.git_commit/git_dirty, and environment.device_count/driver/cuda always present (null if unknown).
+# 3: adds `energy`, the energy metrics (e_val_j, e_infer_j, tokens_per_joule_*, avg_power_w, idle_power_w,
+# energy_reason) and their result.csv columns.
 SCHEMA_VERSION = 3
 
 
@@ -63,6 +65,7 @@ class RunResult:
     verdict: dict[str, Any] = UNSET
     accuracy: dict[str, Any] = UNSET
     throughput_by_length: dict[str, Any] = UNSET
+    energy: dict[str, Any] = UNSET  # benchmarks.energy.energy_block: {"available": false, "reason"} without telemetry
     gate: dict[str, Any] = UNSET  # --baseline
     error: str = UNSET  # failed or interrupted: "Type: message"
 

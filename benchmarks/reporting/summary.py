@@ -13,7 +13,7 @@ from . import comparable
 from . import gate as _gate
 from . import history
 from .files import RESULT_FILES, save_all
-from .markdown import TABLE_HEADER, accuracy_line, table_row
+from .markdown import TABLE_HEADER, accuracy_line, energy_line, table_row
 from .record import RunResult
 
 
@@ -36,6 +36,8 @@ def print_table(result: Mapping[str, Any]) -> None:
     print(f"verdict: {result['verdict']['status']}" + "".join(f"\n  - {r}" for r in result["verdict"]["reasons"]))
     for note in result["verdict"]["notes"]:
         print(f"  note: {note}")
+    if "energy" in result:
+        print(energy_line(result))
     for key, s in ((result.get("repeat") or {}).get("spread") or {}).items():
         if s:
             cv = "n/a" if s["cv"] is None else f"{100 * s['cv']:.1f}%"

@@ -319,3 +319,26 @@ def test_ragged_attention_when_offered_attends_within_each_block(vendor, device:
         want = (torch.softmax(scores, -1) @ vv).transpose(0, 1)
         tol = 1e-4 if precision == "fp32" else 2e-2
         torch.testing.assert_close(out[lo:lo + n], want, atol=tol, rtol=tol)
+
+
+# ------------------------------------------------------------------------------------------ telemetry
+
+
+def test_telemetry_when_offered_meets_its_contract(vendor, device: torch.device) -> None:
+    """Vendor.telemetry (optional): a fresh Telemetry per call; marks in order with counter readings, samples
+    in time order, report() after exit (see benchmarks.interfaces.Telemetry)."""
+    from benchmarks.interfaces import telemetry_of
+    from telemetry_support import check_telemetry
+
+    first = telemetry_of(vendor)
+    if first is None:
+        pytest.skip(f"vendor '{vendor.name}' offers no telemetry (optional)")
+    assert telemetry_of(vendor) is not first, "telemetry() must return a new object per call"
+    x = torch.randn(512, 512, device=device)
+
+    def work() -> None:
+        for _ in range(20):
+            x @ x
+        vendor.synchronize()
+
+    check_telemetry(first, work=work)

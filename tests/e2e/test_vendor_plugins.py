@@ -213,8 +213,9 @@ def test_a_new_vendor_on_the_vendor_path_passes_the_contract_and_runs_the_case(
     contract = run_cli(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/contract/test_vendor_contract.py",
                         "--vendor", "acme", "--basetemp", str(tmp_path / "pytest")], env, smoke_cache)
     assert contract.returncode == 0, contract.stdout[-3000:] + contract.stderr[-3000:]
-    # The template offers no ragged attention kernel (optional): the one test of it skips, saying so.
-    assert " passed, 1 skipped" in contract.stdout and "offers no ragged attention" in contract.stdout
+    # The template offers no ragged attention kernel and no telemetry (both optional): their tests skip, saying so.
+    assert " passed, 2 skipped" in contract.stdout and "offers no ragged attention" in contract.stdout
+    assert "vendor 'acme' offers no telemetry (optional)" in contract.stdout
 
     out = tmp_path / "out"
     run = run_cli(["run_benchmark.py", "--smoke", "--vendor", "acme", "--limit", "1", "--quiet",

@@ -15,12 +15,17 @@ from .inductor import CudaInductor
 from .memory import NvmlMemoryMonitor
 from .peaks import lookup_peak
 from .ragged import KERNELS, select
+from .telemetry import NvmlTelemetry
 
 
 @dataclass(frozen=True)
 class NvidiaOptions(InductorOptions):
     peak_flops: float | None = doc("override the peak FLOP/s of the table (e.g. for a card it lacks)", default=None)
     memory_sample_interval_s: float = doc("NVML memory sampling interval (<= 0.1 for >= 10 samples/s)", default=0.05)
+    telemetry_interval_s: float = doc("NVML power/clock/temperature sampling interval in s, (0, 1]; energy per phase "
+                                      "comes from the energy counter read at each phase boundary", default=0.1)
+    idle_power_s: float = doc("seconds the idle power is measured before the run (reported, not subtracted; 0: none)",
+                              default=3.0)
     device_index: int = doc("torch CUDA device index to run on", default=0, bounds=(0, 1023, "0..1023"))
     sdpa_cudnn: bool = doc(
         "let SDPA use cuDNN attention; cuDNN builds a plan per new sequence length, which made the eager pass "
@@ -46,6 +51,12 @@ class NvidiaOptions(InductorOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0 < self.telemetry_interval_s <= 1.0:
+            raise BenchmarkError(f"config key 'telemetry_interval_s': got {self.telemetry_interval_s}; expected a "
+                                 "number of seconds in (0, 1], e.g. 0.1")
+        if not 0 <= self.idle_power_s <= 600:
+            raise BenchmarkError(f"config key 'idle_power_s': got {self.idle_power_s}; expected seconds in "
+                                 "[0, 600], e.g. 3")
         if self.packed_attention not in KERNELS:
             raise BenchmarkError(f"config key 'packed_attention': got {self.packed_attention!r}; expected one of "
                                  + ", ".join(KERNELS))
@@ -90,6 +101,10 @@ class NvidiaVendor:
 
     def memory_monitor(self) -> NvmlMemoryMonitor:
         return NvmlMemoryMonitor(self.options.device_index, interval_s=self.options.memory_sample_interval_s)
+
+    def telemetry(self) -> NvmlTelemetry:
+        return NvmlTelemetry(self.options.device_index, interval_s=self.options.telemetry_interval_s,
+                             idle_s=self.options.idle_power_s)
 
     def peak_flops(self, precision: str, tf32: bool) -> PeakFlops:
         if self.options.peak_flops:

@@ -10,7 +10,9 @@ device does differently (docs/adding_a_vendor.md walks through it):
 
 The registry skips the folder named `template` itself. Everything the harness needs from a vendor is here:
 where tensors live, how to wait for the device, how to measure its memory, its peak FLOP/s, and which
-toolkits it offers; the harness never branches on a vendor's name.
+toolkits it offers; the harness never branches on a vendor's name. The optional members (`ragged_attention`,
+`telemetry` for energy and power) are left out: the run then reports energy as null with the reason
+(docs/adding_a_vendor.md, "Optional").
 """
 from __future__ import annotations
 
