@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import faults, metrics, optimizations, provenance, verdict
+from . import faults, metrics, optimizations, provenance, scenarios, verdict
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import Case, OptimizationContext, Vendor
@@ -31,6 +31,7 @@ from .registry import get_toolkit
 from .reporting import files
 from .reporting.record import UNSET, RunResult
 from .timing import Spans
+from .toolkits import reference_toolkit
 
 log = logging.getLogger("benchmarks")
 
@@ -90,7 +91,7 @@ class Run:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         torch.set_float32_matmul_precision("high" if cfg.tf32 else "highest")
-        toolkit = get_toolkit(vendor, cfg.compiler, req.config.vendor)
+        toolkit = self._toolkit()
         self.result = self._header(precision)
         self.save()
         sync = vendor.synchronize
@@ -101,7 +102,8 @@ class Run:
                 workload = req.case.load_workload(req.config.case, req.data_dir, req.limit)
                 self.samples = list(workload.samples)
                 model = req.case.build_model(req.config.case, req.data_dir, precision=precision,
-                                             device=vendor.device(), synthetic=cfg.synthetic_weights, seed=cfg.seed)
+                                             device=vendor.device(), synthetic=cfg.synthetic_weights, seed=cfg.seed,
+                                             **self._load_path_kwargs())
                 batch = HostBatch([s.input_ids for s in self.samples], vendor.device())
             self.result.fingerprint = dict(workload.fingerprint)
             self.result.counts = {"questions": len(self.samples), "tokens": sum(batch.lengths), **workload.notes}
@@ -135,8 +137,33 @@ class Run:
             if req.repeat > 1:
                 self._repeat_passes(model, fn, batch, workload.choice_ids)
         self._finish(e2e, toolkit.report(), compile_fallback, vendor.peak_flops(precision, cfg.tf32), monitor.report())
+        self._reference_record(e2e)
         files.write_run_files(req.output_dir, self.result)
         return self.result
+
+    def _toolkit(self) -> Any:
+        """The configured toolkit; in the reference scenario with the reference's semantics (lazy compile and
+        its warm-up rule inside the pass: benchmarks.toolkits.reference_toolkit)."""
+        req = self.req
+        toolkit = get_toolkit(req.vendor, req.config.run.compiler, req.config.vendor)
+        if req.config.scenario != scenarios.REFERENCE:
+            return toolkit
+        return reference_toolkit(type(toolkit))(req.config.vendor, req.vendor)
+
+    def _load_path_kwargs(self) -> dict[str, str]:
+        """build_model's load_path, given only when it is not the default (cases written before it existed)."""
+        path = scenarios.load_path(self.req.config.scenario)
+        return {} if path == "direct" else {"load_path": path}
+
+    def _reference_record(self, e2e: float) -> None:
+        """The reference's final record, in result.json and as the one `Finish Info: {...}` line of run.log that
+        FlagPerf's collector reads (it parses the text from the first '{' with ast.literal_eval)."""
+        req, cfg = self.req, self.req.config.run
+        self.result.reference_record = metrics.reference_record(
+            vendor=req.vendor.name, compiler=cfg.compiler, precision=cfg.effective_precision,
+            batch_size=cfg.batch_size, flops_per_token=cfg.flops_per_token, e2e_s=e2e, val=self.val, infer=self.infer,
+            labels=[s.label for s in self.samples])
+        log.info("Finish Info: %r", self.result.reference_record)
 
     def _validation(self, model: Any, batch: HostBatch, choice_ids: Any) -> None:
         cfg, sync, device = self.req.config.run, self.req.vendor.synchronize, self.req.vendor.device()
@@ -236,7 +263,8 @@ class Run:
                "command_line": req.command_line}
         config = req.config.as_dict()
         return RunResult(
-            run_id=self.run_id, case=req.case.name, vendor=req.vendor.name, toolkit=cfg.compiler, precision=precision, tf32=cfg.tf32,
+            run_id=self.run_id, case=req.case.name, scenario=req.config.scenario,
+            load_path=scenarios.load_path(req.config.scenario), vendor=req.vendor.name, toolkit=cfg.compiler, precision=precision, tf32=cfg.tf32,
             batch_size=cfg.batch_size, synthetic_weights=cfg.synthetic_weights, limit=req.limit, smoke=req.smoke,
             start_time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
             config=config, config_sources=dict(req.config.sources),
