@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from . import scenarios
 from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError, one_line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help="generate the case's tiny model and data (nothing is downloaded) and run the normal path on it "
                         "(vendor default: cpu; any vendor may be named with --vendor)")
+    p.add_argument("--scenario", default=scenarios.DEFAULT, choices=scenarios.SCENARIOS,
+                   help="optimized (default): the vendor YAML's settings and optimizations, compile and warm-up before "
+                        "the timed pass. reference: the reference's semantics end to end (configurations.yaml and "
+                        "parameters.yaml only, optimizations off, its model load path, lazy compile and warm-up rule "
+                        "inside the inference pass; benchmarks/scenarios.py); --set still applies")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the timed validation and inference passes N times on the model built once and "
@@ -229,14 +235,18 @@ def run(argv: list[str]) -> int:
     vendor_name = args.vendor or default_vendor(smoke=args.smoke)
     vendor = get_vendor(vendor_name)
     config = load_config(case_config_root(args.case, args.config_dir), case, vendor_name, vendor.Options,
-                         args.overrides, vendor_home=vendor_home(vendor_name))
+                         args.overrides, vendor_home=vendor_home(vendor_name), scenario=args.scenario)
     where = f"from {vendor_home(vendor_name) or 'an entry point'}"
     vendor_call(vendor_name, where, "configure()", vendor.configure, config.vendor)
     if not vendor_call(vendor_name, where, "is_available()", vendor.is_available):
         raise BenchmarkError(f"vendor '{vendor_name}' finds no usable device on this machine; "
                              "choose another --vendor (or run where its device is)")
     check_optimizations(case.optimizations, config, vendor)  # e.g. a kernel the vendor lacks at this precision
-    get_toolkit(vendor, config.run.compiler, config.vendor)  # an unknown toolkit fails before any output
+    toolkit = get_toolkit(vendor, config.run.compiler, config.vendor)  # an unknown toolkit fails before any output
+    if args.scenario == scenarios.REFERENCE:
+        from .toolkits import reference_toolkit
+
+        reference_toolkit(type(toolkit))  # a toolkit without the reference's semantics fails here too
     if args.smoke:
         data_dir = case.smoke_data()
     else:
@@ -252,7 +262,7 @@ def run(argv: list[str]) -> int:
     baseline = check_gate_inputs(args.baseline, args.history, {
         "case": args.case, "precision": config.run.effective_precision, "tf32": config.run.tf32,
         "toolkit": config.run.compiler, "vendor": vendor_name, "device": vendor.device_name(),
-        "smoke": args.smoke, "limit": args.limit}, args.allow_mismatch)
+        "smoke": args.smoke, "limit": args.limit, "scenario": args.scenario}, args.allow_mismatch)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     output_dir, note = _output_dir(args, stamp)
     _setup_logging(output_dir, args.quiet)

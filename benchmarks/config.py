@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from . import scenarios
 from .errors import BenchmarkError, one_line
 from .flops import parse_flops
 from .input_limits import LimitedLoader, check_int_range
@@ -105,6 +106,7 @@ class Config:
     sources: Mapping[str, str]
     # optimization name -> its Options instance, for every optimization the case declares (on or off)
     optimizations: Mapping[str, Any] = field(default_factory=dict)
+    scenario: str = "optimized"  # benchmarks.scenarios: which semantics the run measures
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -291,14 +293,23 @@ def load_config(
     vendor_options: type,
     overrides: list[str] = (),
     vendor_home: Path | None = None,
+    scenario: str = scenarios.DEFAULT,
 ) -> Config:
-    """The merged config of `case` (a benchmarks.interfaces.Case) for vendor `vendor_name`."""
+    """The merged config of `case` (a benchmarks.interfaces.Case) for vendor `vendor_name`.
+
+    scenario 'reference' (benchmarks.scenarios): the vendor YAML is not read, configurations.yaml's optimization
+    keys are dropped (every optimization at its default), and the scenario's settings take their place."""
     case_name = case.name
     case_dir = config_root / case_name
     conf_path = case_dir / "configurations.yaml"
     params_path = case_dir / "parameters.yaml"
-    vendor_path = vendor_yaml_path(config_root, case_name, vendor_name, vendor_home)
-    conf, params, vend = read_yaml(conf_path), read_yaml(params_path), read_yaml(vendor_path)
+    reference = scenarios.check(scenario) == scenarios.REFERENCE
+    if reference:
+        vendor_path = Path(f"<{scenarios.SOURCE}>")
+        conf, params, vend = read_yaml(conf_path), read_yaml(params_path), {}
+    else:
+        vendor_path = vendor_yaml_path(config_root, case_name, vendor_name, vendor_home)
+        conf, params, vend = read_yaml(conf_path), read_yaml(params_path), read_yaml(vendor_path)
 
     opt_groups = {f"opt:{o.name}": o.Options for o in case.optimizations}
     classes = {"run": RunConfig, "case": case.Params, **opt_groups, "vendor": vendor_options}
@@ -343,6 +354,14 @@ def load_config(
             raise BenchmarkError(f"{vendor_path}: key '{key}' repeats the value {value!r} of {conf_path} (redundant); remove it")
         merged[key] = value
         sources[key] = str(vendor_path)
+    if reference:
+        merged = {k: v for k, v in merged.items() if not owner.get(k, "").startswith("opt:")}
+        sources = {k: v for k, v in sources.items() if k in merged}
+        vendor_keys = set(groups["vendor"])
+        for key, value in {**scenarios.REFERENCE_RUN_SETTINGS, **{
+                k: v for k, v in scenarios.REFERENCE_TOOLKIT_SETTINGS.items() if k in vendor_keys}}.items():
+            merged[key] = value
+            sources[key] = scenarios.SOURCE
     for key in merged:
         if key not in owner:
             hint = "harness, case or vendor" if vendor_options is not type(None) else "harness or case"
@@ -359,7 +378,7 @@ def load_config(
         parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources,
                              homes[home_of(group)])
     config = Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources),
-                    optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations})
+                    optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations}, scenario=scenario)
     check_optimizations(case.optimizations, config)
     return config
 

@@ -528,9 +528,13 @@ class Case(Protocol):
         ...
 
     def build_model(self, params: Any, data_dir: Path, *, precision: str, device: "torch.device",
-                    synthetic: bool, seed: int) -> Any:
+                    synthetic: bool, seed: int, load_path: str = "direct") -> Any:
         """The plain model on `device` in `precision`, eval mode: a torch.nn.Module implementing `ModelFn`.
         synthetic: random weights of the same architecture (speed-only runs), seeded with `seed`.
+        load_path (recorded as result.json `load_path`): "direct", the case's own way (e.g. loaded straight in
+        `precision`); "reference", what the reference implementation does, for the reference scenario
+        (benchmarks.scenarios), e.g. loaded in fp32, moved to the device, then cast, and its plain call (logits of
+        every position, the scored row returned). The ModelFn contract holds either way.
 
         Optional methods of the model the harness uses when present: `architecture() -> dict` (its shape, for
         result.json's `model` and the case's deviations), `forward_flops(prompt_lengths) -> float` (the matmul

@@ -296,3 +296,39 @@ def summarize_repeats(runs: Sequence[Mapping[str, Any]], requested: int) -> dict
         "runs": [dict(r) for r in runs],
         "spread": {key: spread([r.get(key) for r in runs]) for key in THROUGHPUTS},
     }
+
+
+# The reference's final record ("Finish Info" of FlagPerf's inference/run_inference.py), keys in its order.
+REFERENCE_RECORD_KEYS = ("vendor", "compiler", "precision", "batchsize", "flops", "e2e_time(second)",
+                         "p_validation_whole(qps)", "p_validation_core(qps)", "p_inference_whole(qps)",
+                         "*p_inference_core(qps)", "val_average_acc", "infer_average_acc")
+
+
+def reference_record(*, vendor: str, compiler: str, precision: str, batch_size: int, flops_per_token: float,
+                     e2e_s: float, val: PassRecord | None, infer: PassRecord | None,
+                     labels: Sequence[int], computed: Metrics | None = None) -> dict[str, Any]:
+    """The reference's final record, computed as the reference computes it: throughputs are prompt tokens per
+    second (its "qps") rounded to 3 decimals (its cal_perf), accuracies fractions rounded to 3 decimals,
+    e2e_time seconds rounded to 3 decimals, and `flops` the achieved FLOP/s: the configured FLOPs per token
+    x *p_inference_core (x p_validation_core without an inference pass). A missing pass gives None (the
+    reference's value for a pass it skipped). Only plain numbers, strings and None: the line
+    `Finish Info: {...}` is read back with ast.literal_eval by FlagPerf's result collector. `computed`: the
+    run's Metrics, whose *_whole already count what the reference's whole counts (its warm-up and compile)."""
+
+    def rounded(value: float | None) -> float | None:
+        return round(value, 3) if value is not None and value == value and value != float("inf") else None
+
+    def rate(tokens: int, seconds: float) -> float | None:
+        return rounded(throughput(tokens, seconds))
+
+    def acc(p: PassRecord | None) -> float | None:
+        return round(accuracy(p.predictions, labels), 3) if p is not None and labels else None
+
+    p_val_whole = rounded(computed.p_val_whole) if computed else rate(val.tokens, val.whole_s) if val else None
+    p_val_core = rate(val.tokens, val.core_s) if val else None
+    p_infer_whole = rounded(computed.p_infer_whole) if computed else rate(infer.tokens, infer.whole_s) if infer else None
+    p_infer_core = rate(infer.tokens, infer.core_s) if infer else None
+    per_s = p_infer_core if p_infer_core is not None else p_val_core
+    values = (vendor, compiler, precision, batch_size, None if per_s is None else flops_per_token * per_s,
+              round(float(e2e_s), 3), p_val_whole, p_val_core, p_infer_whole, p_infer_core, acc(val), acc(infer))
+    return dict(zip(REFERENCE_RECORD_KEYS, values))

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import faults, metrics, optimizations, provenance, verdict
+from . import faults, metrics, optimizations, provenance, scenarios, verdict
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import Case, OptimizationContext, Vendor
@@ -33,6 +33,7 @@ from .reporting import files
 from .reporting.record import UNSET, RunResult
 from .timing import Spans
 from .toolkits import longest_prompt, padded_call
+from .toolkits import reference_toolkit
 
 log = logging.getLogger("benchmarks")
 
@@ -72,6 +73,7 @@ class Run:
         self.pack_tokens = optimizations.pack_tokens(self.active)
         self.plan: list[tuple[int, int]] | None = None
         self.flops: tuple[float | None, float | None] = (None, None)
+        self.computed: metrics.Metrics | None = None
         self.model_info: dict[str, Any] | None = None
         # In every streamed row and in result.json: rows of another run in the same file are told apart.
         self.run_id = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -95,7 +97,7 @@ class Run:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         torch.set_float32_matmul_precision("high" if cfg.tf32 else "highest")
-        toolkit = get_toolkit(vendor, cfg.compiler, req.config.vendor)
+        toolkit = self._toolkit()
         self.result = self._header(precision)
         self.save()
         sync = vendor.synchronize
@@ -106,7 +108,8 @@ class Run:
                 workload = req.case.load_workload(req.config.case, req.data_dir, req.limit)
                 self.samples = list(workload.samples)
                 model = req.case.build_model(req.config.case, req.data_dir, precision=precision,
-                                             device=vendor.device(), synthetic=cfg.synthetic_weights, seed=cfg.seed)
+                                             device=vendor.device(), synthetic=cfg.synthetic_weights, seed=cfg.seed,
+                                             **self._load_path_kwargs())
                 batch = HostBatch([s.input_ids for s in self.samples], vendor.device())
             describe = getattr(model, "architecture", None)
             self.model_info = describe() if describe else None
@@ -144,8 +147,33 @@ class Run:
             if req.repeat > 1:
                 self._repeat_passes(model, fn, batch, workload.choice_ids)
         self._finish(e2e, toolkit.report(), compile_fallback, vendor.peak_flops(precision, cfg.tf32), monitor.report())
+        self._reference_record(e2e)
         files.write_run_files(req.output_dir, self.result, self.telemetry.timeline)
         return self.result
+
+    def _toolkit(self) -> Any:
+        """The configured toolkit; in the reference scenario with the reference's semantics (lazy compile and
+        its warm-up rule inside the pass: benchmarks.toolkits.reference_toolkit)."""
+        req = self.req
+        toolkit = get_toolkit(req.vendor, req.config.run.compiler, req.config.vendor)
+        if req.config.scenario != scenarios.REFERENCE:
+            return toolkit
+        return reference_toolkit(type(toolkit))(req.config.vendor, req.vendor)
+
+    def _load_path_kwargs(self) -> dict[str, str]:
+        """build_model's load_path, given only when it is not the default (cases written before it existed)."""
+        path = scenarios.load_path(self.req.config.scenario)
+        return {} if path == "direct" else {"load_path": path}
+
+    def _reference_record(self, e2e: float) -> None:
+        """The reference's final record, in result.json and as the one `Finish Info: {...}` line of run.log that
+        FlagPerf's collector reads (it parses the text from the first '{' with ast.literal_eval)."""
+        req, cfg = self.req, self.req.config.run
+        self.result.reference_record = metrics.reference_record(
+            vendor=req.vendor.name, compiler=cfg.compiler, precision=cfg.effective_precision,
+            batch_size=cfg.batch_size, flops_per_token=cfg.flops_per_token, e2e_s=e2e, val=self.val, infer=self.infer,
+            labels=[s.label for s in self.samples], computed=self.computed)
+        log.info("Finish Info: %r", self.result.reference_record)
 
     @staticmethod
     def _executed_flops(toolkit: Any, model: Any, calls: list[tuple[int, ...]]) -> tuple[float | None, float | None]:
@@ -206,6 +234,7 @@ class Run:
                             compile_s=self.spans.seconds.get("compile"),
                             val_warmup_s=self.spans.seconds.get("val_warmup"),
                             executed_flops=self.flops[0], padding_flops=self.flops[1])
+        self.computed = m
         r.status = "completed"
         r.energy = metrics.energy_block(self.telemetry.record, self.telemetry.reason)
         r.metrics = {**m.as_dict(), **metrics.energy_metrics(r.energy, self.val, self.infer)}
@@ -231,7 +260,7 @@ class Run:
             reference_accuracy=req.case.reference_accuracy, accuracy_tolerance=req.case.accuracy_tolerance,
             packing=r.packing, optimizations=optimizations.labels(self.active),
             deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
-            graph_recordings=report.graph_recordings, scenario=getattr(req, "scenario", "optimized"),
+            graph_recordings=report.graph_recordings, scenario=req.config.scenario,
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
             repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
@@ -269,7 +298,8 @@ class Run:
                "command_line": req.command_line}
         config = req.config.as_dict()
         return RunResult(
-            run_id=self.run_id, case=req.case.name, vendor=req.vendor.name, toolkit=cfg.compiler, precision=precision, tf32=cfg.tf32,
+            run_id=self.run_id, case=req.case.name, scenario=req.config.scenario,
+            load_path=scenarios.load_path(req.config.scenario), vendor=req.vendor.name, toolkit=cfg.compiler, precision=precision, tf32=cfg.tf32,
             batch_size=cfg.batch_size, synthetic_weights=cfg.synthetic_weights, limit=req.limit, smoke=req.smoke,
             start_time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
             config=config, config_sources=dict(req.config.sources),

@@ -136,11 +136,11 @@ class Llama2MMLU:
         )
 
     def build_model(self, params: Params, data_dir: Path, *, precision: str, device: "torch.device",
-                    synthetic: bool, seed: int) -> "torch.nn.Module":
+                    synthetic: bool, seed: int, load_path: str = "direct") -> "torch.nn.Module":
         from .model import build_model
 
         return build_model(self.paths(params, data_dir)["weight_dir"], precision, device, synthetic, seed,
-                           layers=params.model_layers)
+                           layers=params.model_layers, load_path=load_path)
 
     def model_parameters(self, params: Params, data_dir: Path, synthetic: bool) -> int | None:
         """Parameters of the model the run will build (model_layers applied), for the host memory check;

@@ -52,10 +52,14 @@ class LastTokenLM(nn.Module):
     max_prompt_tokens.
     """
 
-    def __init__(self, lm: nn.Module):
+    def __init__(self, lm: nn.Module, full_logits: bool = False):
         super().__init__()
         self.body = lm.model
         self.lm_head = lm.lm_head
+        # full_logits: the reference's plain call, `lm(input_ids).logits` (lm_head over every position, the
+        # model's default cache handling), then the scored row; for the reference scenario.
+        self.full_logits = full_logits
+        self.lm = lm if full_logits else None
         self.packing = False
         self.max_prompt_tokens: int | None = None
         self.packed_attention: RaggedAttention = packing.masked_attention
@@ -119,6 +123,9 @@ class LastTokenLM(nn.Module):
                 return self.lm_head(last_layer.forward_scored_rows(self.body, input_ids, last_pos, **kwargs)[0])
             hidden = self.body(input_ids=input_ids, **kwargs).last_hidden_state
             return self.lm_head(hidden[0, last_pos])
+        if self.full_logits:
+            logits = self.lm(input_ids).logits
+            return logits[torch.arange(logits.shape[0], device=logits.device), last_pos]
         hidden = self.body(input_ids=input_ids, use_cache=False).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         return self.lm_head(hidden[rows, last_pos])
@@ -216,9 +223,23 @@ def parameter_count(weight_dir: Path, layers: int | None = None, synthetic: bool
     return vocab * h + n * per_layer + h + head
 
 
+LOAD_PATHS = ("direct", "reference")
+
+
 def build_model(weight_dir: Path, precision: str, device: torch.device, synthetic: bool, seed: int,
-                layers: int | None = None) -> LastTokenLM:
+                layers: int | None = None, load_path: str = "direct") -> LastTokenLM:
+    """load_path "direct": loaded in the run's dtype on the host, then moved to the device; lm_head only for the
+    scored position. "reference": the reference's load path, from_pretrained in fp32, moved to the device, then
+    cast to the run's dtype (`.half()` / `.bfloat16()`: under transformers 5 that also casts the rotary
+    embedding's inv_freq buffer, which the direct load keeps in fp32), and the reference's plain call
+    (full_logits). Synthetic weights follow the same steps from a random fp32 init."""
+    if load_path not in LOAD_PATHS:
+        raise BenchmarkError(f"load_path {load_path!r}: expected one of {', '.join(LOAD_PATHS)}")
+    reference = load_path == "reference"
     dtype = torch_dtype(precision)
+    target = dtype
+    if reference:
+        dtype = torch.float32
     config = read_model_config(weight_dir)
     # model_layers: the first N decoder layers; from_pretrained then leaves the others' weights unread.
     shrink = {} if layers is None else {"num_hidden_layers": layers}
@@ -247,5 +268,12 @@ def build_model(weight_dir: Path, precision: str, device: torch.device, syntheti
                                    weight_dir / "config.json")
         lm = _load_checked(weight_dir, dtype, **shrink)
         lm = lm.to(device)
+    if reference and target != torch.float32:
+        # The reference's cast: .half() (or .bfloat16()), parameters and floating-point buffers alike.
+        lm = lm.half() if target == torch.float16 else lm.bfloat16()
     lm.eval()
-    return LastTokenLM(lm).eval()
+    if reference:
+        inv_freq = getattr(getattr(lm.model, "rotary_emb", None), "inv_freq", None)
+        log.info("model load path: reference (from_pretrained in float32, .to(%s), cast to %s); rotary inv_freq %s",
+                 device, target, "absent" if inv_freq is None else inv_freq.dtype)
+    return LastTokenLM(lm, full_logits=reference).eval()

@@ -43,7 +43,9 @@ class RunResult:
     config_sources: dict[str, str]
     config_sha256: str
     schema_version: int = SCHEMA_VERSION
-    status: str = "running"  # running, completed, failed, interrupted
+    status: str = "running"
+    scenario: str = "optimized"  # benchmarks.scenarios
+    load_path: str = "direct"  # Case.build_model's load_path  # running, completed, failed, interrupted
     # after init
     fingerprint: Mapping[str, str] = UNSET
     counts: dict[str, Any] = UNSET
@@ -66,11 +68,12 @@ class RunResult:
     accuracy: dict[str, Any] = UNSET
     throughput_by_length: dict[str, Any] = UNSET
     energy: dict[str, Any] = UNSET  # benchmarks.energy.energy_block: {"available": false, "reason"} without telemetry
+    reference_record: dict[str, Any] = UNSET  # the reference's final record (metrics.reference_record)
     gate: dict[str, Any] = UNSET  # --baseline
     error: str = UNSET  # failed or interrupted: "Type: message"
 
     # The order of result.json: the header as documented, then the rest as the run reaches it.
-    _HEADER = ("schema_version", "run_id", "status", "case", "vendor", "toolkit", "precision", "tf32", "batch_size",
+    _HEADER = ("schema_version", "run_id", "status", "case", "scenario", "load_path", "vendor", "toolkit", "precision", "tf32", "batch_size",
                "synthetic_weights", "limit", "smoke", "start_time", "environment", "config", "config_sources",
                "config_sha256")
 

@@ -114,6 +114,23 @@ def test_model_scores_the_last_position_and_ignores_right_padding(case: Case, co
             torch.testing.assert_close(model(padded, torch.tensor([n - 1])), logits, atol=1e-5, rtol=1e-5)
 
 
+def test_reference_load_path_keeps_the_model_contract(case: Case, config, data_dir: Path, workload: Workload) -> None:
+    """build_model(load_path="reference") (the reference scenario's model): the same ModelFn contract, and at fp32
+    the same logits as the direct load up to float error (the load paths differ in casts and in computing every
+    position's logits, not in the model)."""
+    kwargs = dict(precision="fp32", device=torch.device("cpu"), synthetic=False, seed=0)
+    direct = case.build_model(config.case, data_dir, **kwargs)
+    reference = case.build_model(config.case, data_dir, load_path="reference", **kwargs)
+    with torch.inference_mode():
+        for s in workload.samples[:4]:
+            ids, last = torch.tensor([s.input_ids]), torch.tensor([len(s.input_ids) - 1])
+            logits = reference(ids, last)
+            assert logits.ndim == 2 and logits.shape[0] == 1 and torch.isfinite(logits).all()
+            torch.testing.assert_close(logits, direct(ids, last), atol=1e-5, rtol=1e-5)
+            padded = torch.cat([ids, ids[:, :3]], dim=1)
+            torch.testing.assert_close(reference(padded, last), logits, atol=1e-5, rtol=1e-5)
+
+
 def test_synthetic_weights_build_the_same_shapes_deterministically(case: Case, config, data_dir: Path,
                                                                   workload: Workload) -> None:
     ids = torch.tensor([workload.samples[0].input_ids])

@@ -143,11 +143,15 @@ class ParityCase:
                         notes={"longest_bits": max(len(s.input_ids) - 2 for s in samples)})
 
     def build_model(self, params: Params, data_dir: Path, *, precision: str, device: torch.device,
-                    synthetic: bool, seed: int) -> nn.Module:
+                    synthetic: bool, seed: int, load_path: str = "direct") -> nn.Module:
+        if load_path not in ("direct", "reference"):
+            raise BenchmarkError(f"load_path {load_path!r}: expected direct or reference")
         torch.manual_seed(seed)  # the head's random init: synthetic weights are the seed's
         model = ParityModel()
         if not synthetic:
             model.head.load_state_dict(torch.load(data_dir / params.weights_dir / "head.pt", weights_only=True))
+        if load_path == "reference":  # the reference's way: to the device in fp32, then cast
+            return model.to(device=device, dtype=torch.float32).to(dtype=torch_dtype(precision)).eval()
         return model.to(device=device, dtype=torch_dtype(precision)).eval()
 
 
