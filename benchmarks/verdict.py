@@ -33,6 +33,7 @@ class Evidence:
     packing: Mapping[str, Any] | None = None  # metrics.packing(...)
     repeat_runs: Sequence[Mapping[str, Any]] = field(default_factory=tuple)  # metrics.repeat_run(...) of runs 2..N
     deviations: Sequence[str] = ()  # Case.deviations(params): how the configured case differs from the case
+    ranks: Sequence[Mapping[str, Any]] = ()  # a data-parallel run: every rank's figures (runner._rank_figures)
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -119,6 +120,24 @@ def accuracy_band(e: Evidence) -> Iterator[Finding]:
             yield reason(f"{key} {acc:.3f} is outside the reference {ref} +- {tol}")
 
 
+RANK_SAME = (("config_sha256", "config"), ("fingerprint", "weights and data fingerprint"),
+             ("device_type", "device type"), ("device_name", "device name"))
+
+
+def ranks_agree(e: Evidence) -> Iterator[Finding]:
+    """A data-parallel run measures one workload: every rank had the same config, inputs and kind of device."""
+    if not e.ranks:
+        return
+    first = e.ranks[0]
+    for key, what in RANK_SAME:
+        differ = [r["rank"] for r in e.ranks if r.get(key) != first.get(key)]
+        if differ:
+            yield reason(f"ranks {differ} saw another {what} than rank {first['rank']}: {key} differs")
+    hosts = sorted({r["host"] for r in e.ranks})
+    yield note(f"data parallel: {len(e.ranks)} ranks on {len(hosts)} host(s); system throughput = all tokens / "
+               "the slowest rank's time, MFU against the peak of all devices")
+
+
 def mfu_reported(e: Evidence) -> Iterator[Finding]:
     if e.peak.value is None:
         yield note(f"MFU not reported: {e.peak.source}")
@@ -126,7 +145,7 @@ def mfu_reported(e: Evidence) -> Iterator[Finding]:
 
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
     smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs, packed_predictions,
-    accuracy_band, mfu_reported,
+    accuracy_band, ranks_agree, mfu_reported,
 )
 
 

@@ -42,6 +42,8 @@ class RunResult:
     config_sha256: str
     schema_version: int = SCHEMA_VERSION
     status: str = "running"  # running, completed, failed, interrupted
+    world_size: int = 1  # processes (devices) of a data-parallel run; 1: one process, no process group
+    distributed: dict[str, Any] = UNSET  # world_size > 1: backend, hosts, sharding; per-rank figures when completed
     # after init
     fingerprint: Mapping[str, str] = UNSET
     counts: dict[str, Any] = UNSET
