@@ -174,7 +174,7 @@ class Run:
 
     def _validation(self, model: Any, batch: HostBatch, choice_ids: Any) -> None:
         cfg, sync, device = self.req.config.run, self.req.vendor.synchronize, self.req.vendor.device()
-        if cfg.warmup_longest:
+        if cfg.warmup_longest and batch.lengths:  # a data-parallel rank's shard may be empty
             with self.spans.span("val_warmup", sync), torch.inference_mode():
                 n = max(batch.lengths)
                 model(torch.ones(1, n, dtype=torch.int64, device=device), torch.tensor([n - 1], device=device))
