@@ -300,6 +300,7 @@ def run(argv: list[str]) -> int:
     try:
         result = run_.execute()
     except (KeyboardInterrupt, Exception) as exc:
+        ctx.watching = False  # from here on this rank records its end; the watchdog must not cut that short
         exc = distributed.attribute(ctx, exc)  # rank 0: a failed or vanished rank becomes the run's error
         distributed.report_end(ctx, *_end_status(exc, ctx))
         if ctx.is_main:
