@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import scenarios
+from . import distributed
 from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError, one_line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -69,20 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mismatch", action="store_true",
                    help="gate against a baseline of another workload (device, precision, smoke/--limit, ...) "
                         "anyway, printing the differences")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel run on N devices of this host: the same command under torchrun "
+                        "(torchrun --standalone --nproc_per_node N run_benchmark.py ...); for several nodes "
+                        "use torchrun itself (docs/multi_gpu.md)")
+    p.add_argument("--dist_timeout", type=float, default=distributed.DEFAULT_TIMEOUT_S, metavar="S",
+                   help="data-parallel runs: the longest a rank waits for the others at a barrier or gather "
+                        f"(default {distributed.DEFAULT_TIMEOUT_S:.0f} s)")
     return p
 
 
-def _setup_logging(output_dir: Path, quiet: bool) -> None:
+_DIST = distributed.Dist()  # this process's place in a data-parallel run (set by run())
+
+
+def _setup_logging(output_dir: Path, quiet: bool, rank: int = 0) -> None:
     root = logging.getLogger("benchmarks")
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):  # a second run in one process must not leak the first one's log file
         root.removeHandler(handler)
         handler.close()
-    fh = logging.FileHandler(output_dir / "run.log", encoding="utf-8")
+    fh = logging.FileHandler(output_dir / ("run.log" if rank == 0 else f"run.log.rank{rank}"), encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root.addHandler(fh)
     sh = logging.StreamHandler(sys.stderr)
     sh.setLevel(logging.WARNING if quiet else logging.INFO)
+    if rank != 0:  # rank 0 speaks for the run; the others' lines are in run.log.rank<N>
+        sh.setLevel(logging.CRITICAL)
     sh.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
     root.addHandler(sh)
     root.propagate = False
@@ -215,11 +228,23 @@ def run(argv: list[str]) -> int:
     if code is not None:
         return code
     args = build_parser().parse_args(argv)
+    global _DIST
+    if args.dist_timeout <= 0:
+        raise BenchmarkError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
+    ctx = _DIST = distributed.from_env(args.dist_timeout)
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise BenchmarkError(f"--nproc {args.nproc}: expected a positive number of processes")
+        if ctx.active:
+            raise BenchmarkError("--nproc starts torchrun itself; under torchrun leave it out")
+        if args.nproc > 1:
+            return distributed.launch(args.nproc, _without_nproc(argv), str(REPO_ROOT / "run_benchmark.py"))
     # Imported only now: --help and the subcommands must start without torch/transformers (seconds each).
     from .config import check_optimizations, load_config
     from .host_memory import check_host_memory
     from .progress import make_progress
     from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call, vendor_home
+    from .reporting.record import UNSET
     from .reporting.summary import after_run, check_gate_inputs
     from .runner import Run, RunRequest
     from .threads import choose_threads
@@ -237,7 +262,7 @@ def run(argv: list[str]) -> int:
     config = load_config(case_config_root(args.case, args.config_dir), case, vendor_name, vendor.Options,
                          args.overrides, vendor_home=vendor_home(vendor_name), scenario=args.scenario)
     where = f"from {vendor_home(vendor_name) or 'an entry point'}"
-    vendor_call(vendor_name, where, "configure()", vendor.configure, config.vendor)
+    vendor_call(vendor_name, where, "configure()", vendor.configure, distributed.device_options(config.vendor, ctx))
     if not vendor_call(vendor_name, where, "is_available()", vendor.is_available):
         raise BenchmarkError(f"vendor '{vendor_name}' finds no usable device on this machine; "
                              "choose another --vendor (or run where its device is)")
@@ -262,11 +287,15 @@ def run(argv: list[str]) -> int:
     baseline = check_gate_inputs(args.baseline, args.history, {
         "case": args.case, "precision": config.run.effective_precision, "tf32": config.run.tf32,
         "toolkit": config.run.compiler, "vendor": vendor_name, "device": vendor.device_name(),
-        "smoke": args.smoke, "limit": args.limit, "scenario": args.scenario}, args.allow_mismatch)
+        "smoke": args.smoke, "limit": args.limit, "scenario": args.scenario, "world_size": ctx.world_size}, args.allow_mismatch)
+    distributed.setup(ctx, device)  # no-op in one process
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    output_dir, note = _output_dir(args, stamp)
-    _setup_logging(output_dir, args.quiet)
-    _library_logs_to_run_log(args.quiet)
+    output_dir, note = _shared_output_dir(args, stamp, ctx)
+    _setup_logging(output_dir, args.quiet, ctx.rank)
+    _library_logs_to_run_log(args.quiet or not ctx.is_main)
+    if ctx.active:
+        log.info("rank %d of %d (local rank %d) on %s, device %s; process group %s; hosts %s", ctx.rank,
+                 ctx.world_size, ctx.local_rank, ctx.host, device, ctx.backend, ", ".join(ctx.hosts))
     log.info("case %s, vendor %s (%s), output %s", args.case, vendor_name, vendor.device_name(), output_dir)
     if note:
         log.info("note: %s", note)
@@ -276,15 +305,25 @@ def run(argv: list[str]) -> int:
     run_ = Run(RunRequest(case=case, vendor=vendor, config=config, data_dir=data_dir, output_dir=output_dir,
                           limit=args.limit, smoke=args.smoke, repeat=args.repeat,
                           command_line=["run_benchmark.py", *argv],
-                          progress=make_progress(args.quiet, config.run.log_freq)))
+                          progress=make_progress(args.quiet or not ctx.is_main, config.run.log_freq), dist=ctx))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = run_.execute()
     except (KeyboardInterrupt, Exception) as exc:
-        _record_end(run_, exc, output_dir)
-        raise
+        ctx.watching = False  # from here on this rank records its end; the watchdog must not cut that short
+        exc = distributed.attribute(ctx, exc)  # rank 0: a failed or vanished rank becomes the run's error
+        distributed.report_end(ctx, *_end_status(exc, ctx))
+        if ctx.is_main:
+            if ctx.active and run_.result is not None and run_.result.distributed is not UNSET:
+                run_.result.distributed["ranks_at_end"] = distributed.end_states(ctx)
+            _record_end(run_, exc, output_dir)
+        raise exc
     finally:
         signal.signal(signal.SIGTERM, previous)
+    ctx.watching = False
+    distributed.report_end(ctx, "completed")
+    if not ctx.is_main:
+        return 0  # rank 0 has this rank's figures and writes the result
     try:
         return after_run(result, output_dir, baseline, args.history)  # table, gate, history, files; exit 0 or 1
     except KeyboardInterrupt as exc:  # during the final writes: the result files must not claim completion
@@ -292,34 +331,95 @@ def run(argv: list[str]) -> int:
         raise
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _shared_output_dir(args: argparse.Namespace, stamp: str, ctx: distributed.Dist) -> tuple[Path, str | None]:
+    """The run's folder: rank 0 makes (and locks) it, every other rank gets its path (and makes it on its own
+    node for run.log.rank<N>, when the nodes share no file system)."""
+    if not ctx.active:
+        return _output_dir(args, stamp)
+    if ctx.is_main:
+        try:
+            folder, note = _output_dir(args, stamp)
+        except BenchmarkError as exc:
+            distributed.share(ctx, "output_dir", {"error": one_line(exc)})
+            raise
+        distributed.share(ctx, "output_dir", {"path": str(folder)})
+        return folder, note
+    got = distributed.share(ctx, "output_dir")
+    if "error" in got:
+        raise distributed.RankUsageError(f"rank 0: {got['error']}")
+    return _prepare_output(Path(got["path"])), None
+
+
+def _end_status(exc: BaseException, ctx: distributed.Dist) -> tuple[str, str, int]:
+    """How this rank ended, for the others: (status, error, exit code)."""
+    text = f"{type(exc).__name__}: {_one_line(exc, 500)}"
+    if isinstance(exc, distributed.PeerFailed) or (isinstance(exc, KeyboardInterrupt) and ctx.stopped_by):
+        return "stopped", ctx.stopped_by or one_line(exc, 500), EXIT_RUN_FAILED
+    if isinstance(exc, BenchmarkError):
+        return "usage", f"error: {_one_line(exc, 500)}", EXIT_USAGE
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", text, EXIT_INTERRUPTED
+    return "failed", text, EXIT_RUN_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     from .locks import release_all
 
     argv = sys.argv[1:] if argv is None else argv
+    global _DIST
+    _DIST = distributed.Dist()
     # SIGTERM is an interruption from the first line on (config loading, smoke-data generation), so that
     # every `finally` runs: no half-made cache folder or stale lock is left behind.
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _main(argv)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # A data-parallel rank that ended is done: the launcher's SIGTERM to the others must not cut its exit
+        # code (the watchdog may have stopped it before the launcher's signal came).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if _DIST.active else previous)
         _restore_library_logs()
         release_all()
+        distributed.teardown(_DIST)
+
+
+def _say(line: str) -> None:
+    """The run's one line on stderr; a rank other than 0 of a running process group only logs it (rank 0
+    names the failing rank for the run)."""
+    if _DIST.active and not _DIST.is_main and _DIST.store is not None:
+        _log_file_only(logging.ERROR, "%s", line)
+    else:
+        print(line, file=sys.stderr)
 
 
 def _main(argv: list[str]) -> int:
     try:
         return run(argv)
     except BenchmarkError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        _say(f"error: {_one_line(exc)}")
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        print(f"interrupted: {_one_line(exc) or 'keyboard interrupt'}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        _say(f"interrupted: {_one_line(exc) or 'keyboard interrupt'}")
+        return EXIT_RUN_FAILED if _DIST.stopped_by else EXIT_INTERRUPTED
+    except (distributed.RankFailed, distributed.PeerFailed) as exc:
+        _say(f"run failed: {_one_line(exc)}")
+        return EXIT_RUN_FAILED
     except Exception as exc:  # a crash of the run itself: one line here, the traceback in run.log
         logged = any(isinstance(h, logging.FileHandler) for h in log.handlers)
         where = "traceback in run.log" if logged else "LLAMA_BENCH_TRACEBACK=1 prints the traceback"
-        print(f"run failed: {type(exc).__name__}: {_one_line(exc)} ({where})", file=sys.stderr)
+        rank = f"rank {_DIST.rank}: " if _DIST.active else ""
+        _say(f"run failed: {rank}{type(exc).__name__}: {_one_line(exc)} ({where})")
         if os.environ.get("LLAMA_BENCH_TRACEBACK"):
             traceback.print_exc()
         else:

@@ -332,3 +332,71 @@ def reference_record(*, vendor: str, compiler: str, precision: str, batch_size: 
     values = (vendor, compiler, precision, batch_size, None if per_s is None else flops_per_token * per_s,
               round(float(e2e_s), 3), p_val_whole, p_val_core, p_infer_whole, p_infer_core, acc(val), acc(infer))
     return dict(zip(REFERENCE_RECORD_KEYS, values))
+
+
+# ------------------------------------------------------------------------------------ data parallel
+
+
+def system_pass(records: Sequence[PassRecord]) -> PassRecord:
+    """One pass of a data-parallel run from the ranks' records (by rank, contiguous shards in order): all
+    questions and tokens, predictions in the workload's order, and the slowest rank's times, so that
+    tokens / core_s is the system's throughput (total tokens / the slowest rank's summed core time) and
+    tokens / whole_s likewise with wall time. One record is returned as it is."""
+    if len(records) == 1:
+        return records[0]
+    import dataclasses
+
+    choice = [r.choice_predictions for r in records]
+    return dataclasses.replace(
+        records[0],
+        n_questions=sum(r.n_questions for r in records),
+        tokens=sum(r.tokens for r in records),
+        core_s=max(r.core_s for r in records),
+        whole_s=max(r.whole_s for r in records),
+        predictions=tuple(p for r in records for p in r.predictions),
+        core_s_each=tuple(t for r in records for t in r.core_s_each),
+        nonfinite_questions=sum(r.nonfinite_questions for r in records),
+        choice_predictions=None if any(c is None for c in choice) else tuple(p for c in choice for p in c),
+        forwards=sum(r.forwards for r in records),
+    )
+
+
+def system_peak(peak: PeakFlops, devices: int) -> PeakFlops:
+    """The peak of `devices` devices of one kind (MFU of a data-parallel run is against N x peak)."""
+    if devices <= 1 or not peak.value:
+        return peak
+    return PeakFlops(peak.value * devices, f"{devices} x {peak.value:.4g} FLOP/s ({peak.source})")
+
+
+def per_rank(ranks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each rank's figures (result.json `distributed.ranks`): its own throughputs from its tokens and times,
+    and its share of the slowest rank's core time (1.0 for the slowest)."""
+    slowest = {key: max((r.get(f"{key}_core_s") or 0.0) for r in ranks) for key in ("val", "infer")}
+    out = []
+    for r in ranks:
+        row = dict(r)
+        for key in ("val", "infer"):
+            core, whole = r.get(f"{key}_core_s"), r.get(f"{key}_whole_s")
+            row[f"p_{key}_core"] = throughput(r["tokens"], core) if core is not None else None
+            row[f"p_{key}_whole"] = throughput(r["tokens"], whole) if whole is not None else None
+            row[f"{key}_core_share_of_slowest"] = core / slowest[key] if core is not None and slowest[key] else None
+        out.append(row)
+    return out
+
+
+def token_balance(ranks: Sequence[Mapping[str, Any]]) -> float | None:
+    """The largest rank's tokens / the mean tokens per rank (1.0: perfectly balanced shards)."""
+    tokens = [r["tokens"] for r in ranks]
+    mean = sum(tokens) / len(tokens) if tokens else 0
+    return max(tokens) / mean if mean else None
+
+
+def system_figures(ranks: Sequence[Mapping[str, Any]], peak: PeakFlops) -> tuple[float, MemoryReport, PeakFlops]:
+    """e2e_time (the slowest rank's), memory per device (the rank using the most; its total) and the peak
+    of all devices, for a data-parallel run's metrics."""
+    e2e = max(r["e2e_time"] for r in ranks)
+    top = max(ranks, key=lambda r: r["mem_used_gib"] or 0.0)
+    mem = MemoryReport(used_gib=top["mem_used_gib"], total_gib=top["mem_total_gib"],
+                       source=f"{top['mem_source']} (per device: the largest of {len(ranks)} ranks, rank {top['rank']})",
+                       details=dict(top.get("mem_details") or {}), samples=top.get("mem_samples") or 0)
+    return e2e, mem, system_peak(peak, len(ranks))

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import faults, metrics, optimizations, provenance, scenarios, verdict
+from . import distributed, faults, metrics, optimizations, provenance, scenarios, verdict
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import Case, OptimizationContext, Vendor
@@ -51,6 +51,8 @@ class RunRequest:
     command_line: list[str] = field(default_factory=lambda: list(sys.argv))
     # pass name -> per-question callback (done, total, elapsed_s, tokens_done); see benchmarks.progress
     progress: Callable[[str], Callable[[int, int, float, int], None] | None] | None = None
+    # a data-parallel run (benchmarks.distributed): this rank runs its shard; rank 0 gathers and writes
+    dist: distributed.Dist = field(default_factory=distributed.Dist)
 
 
 def _versions() -> dict[str, Any]:
@@ -75,11 +77,14 @@ class Run:
         self.flops: tuple[float | None, float | None] = (None, None)
         self.computed: metrics.Metrics | None = None
         self.model_info: dict[str, Any] | None = None
+        self.dist = req.dist
+        self.shard = (0, 0)  # this rank's questions [lo, hi) of self.samples (all of them in one process)
+        self.local: dict[str, PassRecord] = {}  # this rank's own records of run 1's passes
         # In every streamed row and in result.json: rows of another run in the same file are told apart.
         self.run_id = f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
 
     def save(self) -> None:
-        if self.result is not None:
+        if self.result is not None and self.dist.is_main:
             files.save_result(self.req.output_dir, self.result)
 
     def execute(self) -> RunResult:
@@ -107,15 +112,17 @@ class Run:
             with self.spans.span("init", sync):
                 workload = req.case.load_workload(req.config.case, req.data_dir, req.limit)
                 self.samples = list(workload.samples)
+                self.shard = self.dist.shard([len(s.input_ids) for s in self.samples])
                 model = req.case.build_model(req.config.case, req.data_dir, precision=precision,
                                              device=vendor.device(), synthetic=cfg.synthetic_weights, seed=cfg.seed,
                                              **self._load_path_kwargs())
-                batch = HostBatch([s.input_ids for s in self.samples], vendor.device())
+                batch = HostBatch([s.input_ids for s in self._mine()], vendor.device())
             describe = getattr(model, "architecture", None)
             self.model_info = describe() if describe else None
             self.workload = workload
             self.result.fingerprint = dict(workload.fingerprint)
-            self.result.counts = {"questions": len(self.samples), "tokens": sum(batch.lengths), **workload.notes}
+            self.result.counts = {"questions": len(self.samples),
+                                  "tokens": sum(len(s.input_ids) for s in self.samples), **workload.notes}
             self._phase_done("init")
             if not cfg.no_validation:
                 self._validation(model, batch, workload.choice_ids)
@@ -140,16 +147,44 @@ class Run:
             self.flops = self._executed_flops(fn is not model and toolkit, model, calls)
             with self.spans.span("inference", sync):
                 self.infer = self._pass("inference", fn, batch, workload.choice_ids, stream=True)
-            files.write_predictions(req.output_dir, self.samples, self.val, self.infer)
-            files.drop_stream(req.output_dir)  # predictions.jsonl now holds it all
+            if self.dist.is_main:
+                files.write_predictions(req.output_dir, self.samples, self.val, self.infer)
+                files.drop_stream(req.output_dir)  # predictions.jsonl now holds it all
             e2e = time.perf_counter() - e2e_start  # run 1 only: --repeat's extra passes are not in it
             self._phase_done("inference")
             if req.repeat > 1:
                 self._repeat_passes(model, fn, batch, workload.choice_ids)
-        self._finish(e2e, toolkit.report(), compile_fallback, vendor.peak_flops(precision, cfg.tf32), monitor.report())
-        self._reference_record(e2e)
+        ranks = distributed.gather(self.dist, "rank figures", self._rank_figures(e2e, monitor.report()))
+        if ranks is None:  # a rank other than 0: its figures are with rank 0, which writes the result
+            return self.result
+        self._finish(e2e, toolkit.report(), compile_fallback, vendor.peak_flops(precision, cfg.tf32), monitor.report(),
+                     ranks)
+        self._reference_record(self.computed.e2e_time)
         files.write_run_files(req.output_dir, self.result, self.telemetry.timeline)
         return self.result
+
+    def _mine(self) -> list[Any]:
+        """This rank's samples (all of them in a single-process run)."""
+        return self.samples[self.shard[0] : self.shard[1]]
+
+    def _rank_figures(self, e2e: float, mem: Any) -> dict[str, Any]:
+        """What rank 0 gathers from every rank at the end: where it ran, what it saw, its times and memory."""
+        r = self.result
+        out: dict[str, Any] = {
+            "rank": self.dist.rank, "local_rank": self.dist.local_rank, "host": self.dist.host,
+            "device": str(self.req.vendor.device()), "device_type": self.req.vendor.device().type,
+            "device_name": self.req.vendor.device_name(), "first_question": self.shard[0],
+            "questions": self.shard[1] - self.shard[0],
+            "tokens": sum(len(s.input_ids) for s in self._mine()), "e2e_time": e2e,
+            "compile_time": self.spans.seconds.get("compile"), "config_sha256": r.config_sha256,
+            "fingerprint": dict(r.fingerprint), "mem_used_gib": mem.used_gib, "mem_total_gib": mem.total_gib,
+            "mem_source": mem.source, "mem_samples": mem.samples, "mem_details": dict(mem.details),
+            "executed_flops": self.flops[0], "padding_flops": self.flops[1]}
+        for key, name in (("val", "validation"), ("infer", "inference")):
+            rec = self.local.get(name)
+            out[f"{key}_core_s"] = rec.core_s if rec else None
+            out[f"{key}_whole_s"] = rec.whole_s if rec else None
+        return out
 
     def _toolkit(self) -> Any:
         """The configured toolkit; in the reference scenario with the reference's semantics (lazy compile and
@@ -191,25 +226,39 @@ class Run:
 
     def _validation(self, model: Any, batch: HostBatch, choice_ids: Any) -> None:
         cfg, sync, device = self.req.config.run, self.req.vendor.synchronize, self.req.vendor.device()
-        if cfg.warmup_longest:
+        if cfg.warmup_longest and batch.lengths:  # a data-parallel rank's shard may be empty
             with self.spans.span("val_warmup", sync), torch.inference_mode():
                 n = max(batch.lengths)
                 model(torch.ones(1, n, dtype=torch.int64, device=device), torch.tensor([n - 1], device=device))
         with self.spans.span("validation", sync):
             self.val = self._pass("validation", model, batch, choice_ids, stream=True)
-        files.write_predictions(self.req.output_dir, self.samples, self.val, None)
+        if self.dist.is_main:
+            files.write_predictions(self.req.output_dir, self.samples, self.val, None)
         self._phase_done("validation")
 
     def _pass(self, name: str, fn: Any, batch: HostBatch, choice_ids: Any, stream: bool = False,
               label: str | None = None) -> PassRecord:
-        """One timed pass; the inference pass packs prompts when an active optimization asks for it."""
+        """One timed pass; the inference pass packs prompts when an active optimization asks for it.
+
+        In a data-parallel run every rank runs its shard: the pass starts behind a barrier (every rank has
+        compiled and warmed up, and all measure the same interval), and rank 0 gets the whole pass (all
+        predictions, the slowest rank's times: metrics.system_pass); the other ranks keep their own."""
         cfg = self.req.config.run
         progress = self.req.progress(label or name) if self.req.progress else None
         progress = self.telemetry.wrap(label or name, progress, cfg.log_freq)  # forward times for timeline.png
-        writer = files.prediction_stream(self.req.output_dir, name, self.samples, self.run_id) if stream else None
+        writer = files.prediction_stream(self.req.output_dir, name, self._mine(), self.run_id) \
+            if stream and self.dist.is_main else None
         packed = name == "inference"
-        return run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
-                        self.pack_tokens if packed else 0, self.plan if packed else None)
+        distributed.barrier(self.dist, f"the {label or name} pass")
+        rec = run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
+                       self.pack_tokens if packed else 0, self.plan if packed else None)
+        if stream:  # run 1's passes
+            self.local[name] = rec
+        if not self.dist.active:
+            return rec
+        records = distributed.gather(self.dist, f"{name} pass", distributed.record_to_json(rec))
+        return rec if records is None else metrics.system_pass([PassRecord(**distributed.record_from_json(r))
+                                                                for r in records])
 
     def _repeat_passes(self, model: Any, fn: Any, batch: HostBatch, choice_ids: Any) -> None:
         """--repeat N: runs 2..N of the timed passes, on the model and compiled callable of run 1."""
@@ -225,9 +274,18 @@ class Run:
             self.result.repeat = metrics.summarize_repeats(runs, self.req.repeat)
             self._phase_done(f"repeat_{k}")
 
-    def _finish(self, e2e: float, report: Any, compile_fallback: str | None, peak: Any, mem: Any) -> None:
-        """Metrics, verdict and the accuracy detail into the result, from what the run recorded."""
+    def _finish(self, e2e: float, report: Any, compile_fallback: str | None, peak: Any, mem: Any,
+                ranks: list[dict[str, Any]] | None = None) -> None:
+        """Metrics, verdict and the accuracy detail into the result, from what the run recorded (rank 0 of
+        a data-parallel run: from every rank's figures, `ranks`)."""
         req, cfg, r = self.req, self.req.config.run, self.result
+        if self.dist.active and ranks:
+            e2e, mem, peak = metrics.system_figures(ranks, peak)
+            r.distributed = {**self.dist.describe(), "ranks": metrics.per_rank(ranks),
+                             "token_balance": metrics.token_balance(ranks)}
+            flops = [(x["executed_flops"], x["padding_flops"]) for x in ranks]
+            if all(f[0] is not None for f in flops):  # every rank's shard: the system's executed FLOPs
+                self.flops = (sum(f[0] for f in flops), sum(f[1] or 0.0 for f in flops))
         labels = [s.label for s in self.samples]
         m = metrics.compute(e2e_s=e2e, val=self.val, infer=self.infer, labels=labels,
                             flops_per_token=cfg.flops_per_token, peak=peak, memory=mem,
@@ -258,7 +316,7 @@ class Run:
             recompiles=report.recompiles, compile_fallback=compile_fallback,
             passes=[p for p in (self.val, self.infer) if p is not None], metrics=m, peak=peak,
             reference_accuracy=req.case.reference_accuracy, accuracy_tolerance=req.case.accuracy_tolerance,
-            packing=r.packing, optimizations=optimizations.labels(self.active),
+            packing=r.packing, optimizations=optimizations.labels(self.active), ranks=ranks if self.dist.active else (),
             deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
             graph_recordings=report.graph_recordings, scenario=req.config.scenario,
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
@@ -287,7 +345,8 @@ class Run:
 
     def partial_metrics(self) -> dict[str, Any]:
         """Throughput, accuracy and non-finite count of every pass finished so far."""
-        return metrics.partial((self.val, self.infer), [s.label for s in self.samples])
+        samples = self.samples if self.dist.is_main else self._mine()  # rank 0 holds the whole passes
+        return metrics.partial((self.val, self.infer), [s.label for s in samples])
 
     def _header(self, precision: str) -> RunResult:
         req, cfg = self.req, self.req.config.run
@@ -297,12 +356,15 @@ class Run:
                **dict(req.vendor.environment()), **_versions(), **provenance.git_state(),
                "command_line": req.command_line}
         config = req.config.as_dict()
-        return RunResult(
+        result = RunResult(
             run_id=self.run_id, case=req.case.name, scenario=req.config.scenario,
             load_path=scenarios.load_path(req.config.scenario), vendor=req.vendor.name, toolkit=cfg.compiler, precision=precision, tf32=cfg.tf32,
             batch_size=cfg.batch_size, synthetic_weights=cfg.synthetic_weights, limit=req.limit, smoke=req.smoke,
             start_time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), environment=env,
             config=config, config_sources=dict(req.config.sources),
             # sha256 of the merged config's canonical JSON: equal hashes + equal fingerprint = same measurement
-            config_sha256=provenance.config_sha256(config))
+            config_sha256=provenance.config_sha256(config), world_size=self.dist.world_size)
+        if self.dist.active:
+            result.distributed = self.dist.describe()
+        return result
 

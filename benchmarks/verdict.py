@@ -49,6 +49,7 @@ class Evidence:
     scenario: str = "optimized"
     peak_source: str | None = None  # where an overridden peak FLOP/s came from (None: the vendor's table)
     energy: Mapping[str, Any] | None = None  # metrics.energy_block(...): telemetry per phase
+    ranks: Sequence[Mapping[str, Any]] = ()  # a data-parallel run: every rank's figures (runner._rank_figures)
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -152,6 +153,24 @@ def plausible_numbers(e: Evidence) -> Iterator[Finding]:
         yield note(f"peak FLOP/s overridden ({e.peak.value:.4g} from {e.peak_source}), not the vendor's table")
 
 
+RANK_SAME = (("config_sha256", "config"), ("fingerprint", "weights and data fingerprint"),
+             ("device_type", "device type"), ("device_name", "device name"))
+
+
+def ranks_agree(e: Evidence) -> Iterator[Finding]:
+    """A data-parallel run measures one workload: every rank had the same config, inputs and kind of device."""
+    if not e.ranks:
+        return
+    first = e.ranks[0]
+    for key, what in RANK_SAME:
+        differ = [r["rank"] for r in e.ranks if r.get(key) != first.get(key)]
+        if differ:
+            yield reason(f"ranks {differ} saw another {what} than rank {first['rank']}: {key} differs")
+    hosts = sorted({r["host"] for r in e.ranks})
+    yield note(f"data parallel: {len(e.ranks)} ranks on {len(hosts)} host(s); system throughput = all tokens / "
+               "the slowest rank's time, MFU against the peak of all devices")
+
+
 def mfu_reported(e: Evidence) -> Iterator[Finding]:
     if e.peak.value is None:
         yield note(f"MFU not reported: {e.peak.source}")
@@ -175,7 +194,7 @@ def energy_source(e: Evidence) -> Iterator[Finding]:
 
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
     smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs,
-    checked_predictions, accuracy_band, plausible_numbers, mfu_reported, slowed_down, energy_source,
+    checked_predictions, accuracy_band, plausible_numbers, ranks_agree, mfu_reported, slowed_down, energy_source,
 )
 
 

@@ -51,6 +51,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     if m["mfu"] is None:
         lines.append(f"MFU not reported: {m['mfu_reason']}")
     lines += energy_lines(result)
+    lines += _ranks_table(result)
     lines += _accuracy_table(result)
     if result.get("gate"):
         lines += ["", "```", gate.table(result["gate"]), "```"]
@@ -91,6 +92,23 @@ def energy_lines(result: Mapping[str, Any]) -> list[str]:
         lines += ["", f"cross-check ({c['phase']}): counter {c['counter_j']:,.0f} J, integrated sampled power "
                   f"{c['integrated_power_j']:,.0f} J ({100 * c['rel_diff']:+.1f}%, tolerance "
                   f"{100 * c['tolerance']:.0f}%: {'agrees' if c['agrees'] else 'DISAGREES'})"]
+    return lines
+
+
+def _ranks_table(result: Mapping[str, Any]) -> list[str]:
+    """A data-parallel run: one row per rank (its shard, its own throughputs, its memory)."""
+    ranks = (result.get("distributed") or {}).get("ranks") or []
+    if not ranks:
+        return []
+    lines = ["", f"data parallel: world_size {result['world_size']} on "
+             f"{', '.join(dict.fromkeys(r['host'] for r in ranks))}; system throughput = all tokens / the slowest "
+             "rank's time", "",
+             "| rank | host | device | questions | tokens | p_val_core | p_infer_core | p_infer_whole | e2e s | mem GiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ranks:
+        lines.append(f"| {r['rank']} | {r['host']} | {r['device']} | {r['questions']} | {r['tokens']} | "
+                     f"{_fmt(r['p_val_core'], '.1f')} | {_fmt(r['p_infer_core'], '.1f')} | "
+                     f"{_fmt(r['p_infer_whole'], '.1f')} | {_fmt(r['e2e_time'], '.0f')} | {_fmt(r['mem_used_gib'], '.1f')} |")
     return lines
 
 

@@ -43,9 +43,11 @@ class RunResult:
     config_sources: dict[str, str]
     config_sha256: str
     schema_version: int = SCHEMA_VERSION
-    status: str = "running"
+    status: str = "running"  # running, completed, failed, interrupted
     scenario: str = "optimized"  # benchmarks.scenarios
-    load_path: str = "direct"  # Case.build_model's load_path  # running, completed, failed, interrupted
+    load_path: str = "direct"  # Case.build_model's load_path
+    world_size: int = 1  # processes (devices) of a data-parallel run; 1: one process, no process group
+    distributed: dict[str, Any] = UNSET  # world_size > 1: backend, hosts, sharding; per-rank figures when completed
     # after init
     fingerprint: Mapping[str, str] = UNSET
     counts: dict[str, Any] = UNSET

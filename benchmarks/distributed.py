@@ -1,0 +1,430 @@
+"""Data-parallel runs: one process per device, started by torchrun (or `--nproc N`, which calls torchrun's
+Python API), any number of devices and nodes.
+
+Everything here builds on torch.distributed; there is no launcher or transport of our own:
+- the process group is torch's, on the backend torch maps to the device type (NCCL for CUDA, gloo for the
+  CPU: `torch.distributed.Backend.default_device_backend_map`), joined through torchrun's rendezvous
+  (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT in the environment);
+- the harness's own traffic is small and host-side: barriers on a gloo group (waited for in a Python loop, so
+  a signal or a peer's failure is seen while waiting), and Python values (per-pass predictions and times, the
+  per-rank figures, the output folder) as JSON through the process group's key-value store.
+
+A run with WORLD_SIZE unset or 1 never creates a process group: `Dist()` is the single process and every
+function below is then a no-op returning what one process would have.
+
+Faults: every rank writes how it ended under `end/<rank>` in the store. A rank that fails says so there and
+exits; the others see it at their next barrier or gather (checked twice a second) or are stopped by torchrun
+(which ends all workers when one exits non-zero), and rank 0 records the failing rank and its error. A rank
+killed without a word (SIGKILL, the OOM killer) is named by its missing end key. Every wait has a deadline
+(`timeout_s`, `--dist_timeout`), so no barrier waits forever.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .errors import BenchmarkError
+
+log = logging.getLogger("benchmarks")
+
+DEFAULT_TIMEOUT_S = 900.0  # the longest a rank waits for the others at a barrier or gather
+PEER_CHECK_S = 0.5  # how often a waiting rank (and the watchdog) looks for a peer's end
+HEARTBEAT_S = 1.0  # every rank's watchdog counts up `alive/<rank>` this often
+SILENT_AFTER_S = 4.0  # a stopped rank 0 takes a peer whose heartbeat stood still this long for dead
+DEAD_AFTER_S = 60.0  # a running rank stops the run when a peer's heartbeat stood still this long
+SHARDING = "contiguous shards balanced by prompt tokens (BOS included), in the workload's order"
+
+
+class PeerFailed(Exception):
+    """Another rank ended (failed, interrupted or vanished) while this one waited for it."""
+
+
+class RankFailed(Exception):
+    """The run failed on a named rank; the message starts with `rank N: `."""
+
+
+class RankUsageError(BenchmarkError):
+    """A rank other than this one refused its input (exit 2 there): the same exit code here."""
+
+
+@dataclass
+class Dist:
+    """Where this process stands in the run. `Dist()` is a single-process run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    host: str = field(default_factory=socket.gethostname)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    backend: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    store: Any = field(default=None, repr=False)
+    group: Any = field(default=None, repr=False)
+    _tags: dict[str, int] = field(default_factory=dict, repr=False)
+    stopped_by: str | None = None  # why the watchdog stopped this rank (a peer's end)
+    watching: bool = False  # the watchdog may interrupt the main thread (while the run goes on)
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, lengths: Sequence[int]) -> tuple[int, int]:
+        """This rank's questions [lo, hi) of the workload."""
+        return shard_bounds(lengths, self.world_size)[self.rank]
+
+    def describe(self) -> dict[str, Any]:
+        """result.json's `distributed` block as known at the start."""
+        return {"world_size": self.world_size, "backend": self.backend, "control": "gloo group + store",
+                "hosts": list(self.hosts), "nodes": len(set(self.hosts)), "sharding": SHARDING,
+                "timeout_s": self.timeout_s}
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BenchmarkError(f"environment variable {name}={text!r} is not an integer (set by torchrun)") from None
+
+
+def from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> Dist:
+    """The rank, world size and local rank torchrun put in the environment; Dist() without them."""
+    world = _env_int("WORLD_SIZE", 1)
+    if world <= 1:
+        return Dist(timeout_s=timeout_s)
+    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    if not 0 <= rank < world:
+        raise BenchmarkError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    return Dist(rank=rank, world_size=world, local_rank=local, timeout_s=timeout_s)
+
+
+def device_options(options: Any, ctx: Dist) -> Any:
+    """The vendor options this rank configures its vendor with: a vendor that picks its device by a
+    `device_index` key runs rank r on LOCAL_RANK r. The recorded config is not changed (it is the same on
+    every rank); CUDA_VISIBLE_DEVICES still chooses which devices a node offers."""
+    if not ctx.active or not dataclasses.is_dataclass(options):
+        return options
+    if "device_index" in {f.name for f in dataclasses.fields(options)}:
+        return dataclasses.replace(options, device_index=ctx.local_rank)
+    return options
+
+
+# --------------------------------------------------------------------------------------------- sharding
+
+
+def shard_bounds(lengths: Sequence[int], world_size: int) -> list[tuple[int, int]]:
+    """Cut the questions into `world_size` contiguous ranges of about equal token count: range r ends where
+    the running token count is nearest to (r + 1) x total / world_size. Deterministic, every question in
+    exactly one range, order kept (predictions concatenate back in the workload's order), and each range
+    at most one prompt's tokens off its share. A range may be empty (fewer questions than ranks)."""
+    n = len(lengths)
+    if world_size <= 1:
+        return [(0, n)]
+    total = sum(lengths)
+    bounds, start, run, i = [], 0, 0, 0
+    for r in range(world_size - 1):
+        target = (r + 1) * total / world_size
+        # advance while taking the next prompt brings the running count nearer to the target
+        while i < n and abs(run + lengths[i] - target) <= abs(run - target):
+            run += lengths[i]
+            i += 1
+        bounds.append((start, i))
+        start = i
+    bounds.append((start, n))
+    return bounds
+
+
+# ------------------------------------------------------------------------------------- process group
+
+
+def setup(ctx: Dist, device: Any) -> Dist:
+    """Join the process group (torchrun's rendezvous, env://) on the device type's backend, make the gloo
+    control group and share the host names. No-op for a single process."""
+    if not ctx.active:
+        return ctx
+    import torch.distributed as td
+
+    timeout = _dt.timedelta(seconds=ctx.timeout_s)
+    ctx.backend = td.Backend.default_device_backend_map.get(device.type, "gloo")
+    td.init_process_group(backend=ctx.backend, timeout=timeout)
+    if td.get_world_size() != ctx.world_size or td.get_rank() != ctx.rank:
+        raise BenchmarkError(f"process group has rank {td.get_rank()} of {td.get_world_size()}, the environment "
+                             f"says {ctx.rank} of {ctx.world_size}")
+    ctx.group = td.group.WORLD if ctx.backend == "gloo" else td.new_group(backend="gloo", timeout=timeout)
+    ctx.store = td.PrefixStore("llama_bench/", td.distributed_c10d._get_default_store())
+    ctx.hosts = all_gather(ctx, "hosts", ctx.host)
+    start_watchdog(ctx)
+    return ctx
+
+
+def _beats(ctx: Dist, r: int) -> int:
+    return ctx.store.add(f"alive/{r}", 0)
+
+
+def start_watchdog(ctx: Dist) -> None:
+    """A daemon thread: this rank's heartbeat, and, while `ctx.watching`, a stop (SIGTERM's handler run in
+    the main thread: the run records an interruption that rank 0 attributes) when another rank has ended
+    other than completed, or its heartbeat has stood still for DEAD_AFTER_S (killed with no launcher
+    to notice). Under torchrun the launcher usually stops the ranks first."""
+    import _thread
+    import signal
+    import threading
+
+    ctx.watching = True
+
+    def watch() -> None:
+        seen = {r: (-1, time.monotonic()) for r in range(ctx.world_size) if r != ctx.rank}
+        while True:
+            try:
+                ctx.store.add(f"alive/{ctx.rank}", 1)
+                now = time.monotonic()
+                for r, (count, since) in seen.items():
+                    beats = _beats(ctx, r)
+                    seen[r] = (beats, now) if beats != count else (count, since)
+                ended = ended_peers(ctx)
+                stale = [r for r, (count, since) in seen.items() if now - since > DEAD_AFTER_S]
+            except Exception:  # the store is gone (rank 0's node): the waits and the launcher handle it
+                return
+            if ctx.watching and (ended or stale):
+                r = ended[0][0] if ended else stale[0]
+                ctx.stopped_by = (f"rank {r} ended ({ended[0][1]['status']})" if ended
+                                  else f"rank {r} stopped its heartbeat {DEAD_AFTER_S:.0f} s ago")
+                ctx.watching = False
+                _thread.interrupt_main(signal.SIGTERM)
+            time.sleep(min(HEARTBEAT_S, PEER_CHECK_S))
+
+    threading.Thread(target=watch, name="llama-bench-watchdog", daemon=True).start()
+
+
+def teardown(ctx: Dist) -> None:
+    """Leave the process group (after a completed run: with a peer gone, the process just exits)."""
+    if not ctx.active:
+        return
+    import torch.distributed as td
+
+    if td.is_initialized():
+        td.destroy_process_group()
+
+
+def _wait(ctx: Dist, done: Callable[[], bool], what: str) -> None:
+    """Poll `done` until true; raise PeerFailed when a peer has ended, TimeoutError past the deadline.
+    A Python loop (short sleeps growing to 10 ms), so SIGINT/SIGTERM are handled while waiting."""
+    start = time.monotonic()
+    deadline, next_check, nap = start + ctx.timeout_s, start + PEER_CHECK_S, 1e-4
+    while not done():
+        now = time.monotonic()
+        if now >= next_check:
+            ended = ended_peers(ctx)
+            if ended:
+                r, end = ended[0]
+                raise PeerFailed(f"rank {r} ended ({end['status']}: {end.get('error') or 'no error'}) "
+                                 f"while rank {ctx.rank} waited for {what}")
+            next_check = now + PEER_CHECK_S
+        if now >= deadline:
+            raise TimeoutError(f"rank {ctx.rank} waited {ctx.timeout_s:.0f} s for {what} (--dist_timeout); "
+                               "a rank is hung or gone")
+        time.sleep(nap)
+        nap = min(nap * 1.5, 0.01)
+
+
+def barrier(ctx: Dist, what: str) -> None:
+    """All ranks reach this point before any goes on (the gloo group's barrier, waited for in Python)."""
+    if not ctx.active:
+        return
+    import torch.distributed as td
+
+    work = td.barrier(group=ctx.group, async_op=True)
+    _wait(ctx, work.is_completed, f"the barrier before {what}")
+    work.wait()  # raises gloo's own error, if the barrier ended with one
+
+
+def _key(ctx: Dist, tag: str) -> str:
+    k = ctx._tags.get(tag, 0)
+    ctx._tags[tag] = k + 1
+    return f"{tag}#{k}"
+
+
+def gather(ctx: Dist, tag: str, value: Any) -> list[Any] | None:
+    """Rank 0 gets every rank's JSON-able `value`, by rank; the others get None (they do not wait)."""
+    if not ctx.active:
+        return [value]
+    key = _key(ctx, tag)
+    ctx.store.set(f"{key}/{ctx.rank}", json.dumps(value))
+    if not ctx.is_main:
+        return None
+    keys = [f"{key}/{r}" for r in range(ctx.world_size)]
+    _wait(ctx, lambda: ctx.store.check(keys), f"every rank's {tag}")
+    out = [json.loads(ctx.store.get(k)) for k in keys]
+    for k in keys:
+        ctx.store.delete_key(k)
+    return out
+
+
+def all_gather(ctx: Dist, tag: str, value: Any) -> list[Any]:
+    """Every rank gets every rank's JSON-able `value` (small values; the keys stay in the store)."""
+    if not ctx.active:
+        return [value]
+    key = _key(ctx, tag)
+    ctx.store.set(f"{key}/{ctx.rank}", json.dumps(value))
+    keys = [f"{key}/{r}" for r in range(ctx.world_size)]
+    _wait(ctx, lambda: ctx.store.check(keys), f"every rank's {tag}")
+    return [json.loads(ctx.store.get(k)) for k in keys]
+
+
+def share(ctx: Dist, tag: str, value: Any = None) -> Any:
+    """Rank 0's JSON-able `value`, on every rank."""
+    if not ctx.active:
+        return value
+    key = _key(ctx, tag)
+    if ctx.is_main:
+        ctx.store.set(key, json.dumps(value))
+        return value
+    _wait(ctx, lambda: ctx.store.check([key]), f"rank 0's {tag}")
+    return json.loads(ctx.store.get(key))
+
+
+def record_to_json(rec: Any) -> dict[str, Any]:
+    """A pass record (benchmarks.passes.PassRecord) as JSON-able values, to send to rank 0."""
+    return dataclasses.asdict(rec)
+
+
+def record_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of the PassRecord `record_to_json` was given (lists back to tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
+# ------------------------------------------------------------------------------------------ endings
+
+
+def report_end(ctx: Dist, status: str, error: str | None = None, code: int = 0) -> None:
+    """Say how this rank ended (completed, failed, interrupted, usage), for the others; never raises."""
+    if not ctx.active or ctx.store is None:
+        return
+    try:
+        ctx.store.set(f"end/{ctx.rank}", json.dumps({"status": status, "error": error, "code": code}))
+    except Exception:  # the store is gone with rank 0's node: nobody is left to tell
+        pass
+
+
+def _end_of(ctx: Dist, r: int) -> dict[str, Any] | None:
+    if not ctx.store.check([f"end/{r}"]):
+        return None
+    return json.loads(ctx.store.get(f"end/{r}"))
+
+
+def ended_peers(ctx: Dist) -> list[tuple[int, dict[str, Any]]]:
+    """Other ranks that ended other than `completed`, by rank. A store that cannot be reached counts as
+    rank 0's end (it hosts the store outside torchrun)."""
+    out = []
+    try:
+        for r in range(ctx.world_size):
+            if r != ctx.rank:
+                end = _end_of(ctx, r)
+                if end is not None and end["status"] != "completed":
+                    out.append((r, end))
+    except Exception as exc:  # the store went away
+        return [(0, {"status": "gone", "error": f"the process group's store cannot be reached "
+                                                f"({type(exc).__name__})"})]
+    return out
+
+
+def peer_ends(ctx: Dist, wait_s: float = SILENT_AFTER_S) -> dict[int, dict[str, Any] | None]:
+    """How every other rank ended: its end record, waiting up to `wait_s` for those that have not said yet
+    (a rank stopped by the launcher says so within a second); then {"status": "running"} for one whose
+    heartbeat still moves, None for one whose heartbeat stood still (killed, or hung)."""
+    ends: dict[int, dict[str, Any] | None] = {r: None for r in range(ctx.world_size) if r != ctx.rank}
+    start = time.monotonic()
+    try:
+        beats0 = {r: _beats(ctx, r) for r in ends}
+        while True:
+            for r in ends:
+                if ends[r] is None:
+                    ends[r] = _end_of(ctx, r)
+            if all(e is not None for e in ends.values()):
+                return ends
+            if time.monotonic() - start >= wait_s:
+                break
+            time.sleep(0.1)
+        for r in ends:
+            if ends[r] is None and _beats(ctx, r) != beats0[r]:
+                ends[r] = {"status": "running", "error": None, "code": 0}
+    except Exception:  # the store is gone: what is known so far
+        pass
+    return ends
+
+
+def attribute(ctx: Dist, exc: BaseException) -> BaseException:
+    """Rank 0, stopped by a peer's end or by a signal: the failing rank's error when there is one (a rank
+    that failed, or one that vanished without a word), else `exc` itself (an interruption of all ranks)."""
+    if not (ctx.active and ctx.is_main and isinstance(exc, (PeerFailed, KeyboardInterrupt, TimeoutError))):
+        return exc
+    ctx.watching = False
+    ends = peer_ends(ctx)
+    for r, end in sorted(ends.items()):
+        if end is not None and end["status"] in ("failed", "usage", "gone"):
+            cls = RankUsageError if end["status"] == "usage" else RankFailed
+            return cls(f"rank {r}: {end['error']}")
+    silent = [r for r, end in sorted(ends.items()) if end is None]
+    if silent:
+        return RankFailed(f"rank {silent[0]}: ended without reporting an error (killed, e.g. SIGKILL or the "
+                          f"out-of-memory killer, or hung); its exit status is in the launcher's log")
+    return exc
+
+
+def end_states(ctx: Dist) -> dict[str, Any]:
+    """rank -> how it ended, as far as known now (result.json `distributed.ranks_at_end` of a failed run)."""
+    out: dict[str, Any] = {}
+    try:
+        for r in range(ctx.world_size):
+            out[str(r)] = _end_of(ctx, r)
+    except Exception:
+        pass
+    return out
+
+
+# ----------------------------------------------------------------------------------------- launcher
+
+
+def launch(nproc: int, argv: Sequence[str], script: str) -> int:
+    """`--nproc N`: the same command under torchrun on this host (its Python API, standalone rendezvous),
+    `--nproc` left out. Returns rank 0's exit code; prints one line when rank 0 itself could not."""
+    import signal
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    for name in ("torch.distributed.elastic", "torch.distributed.run"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # rank 0 prints the run's one line
+    args = get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(nproc), script, *argv])
+    try:
+        run(args)
+    except SignalException as exc:  # Ctrl-C or SIGTERM on the launcher: torchrun has stopped every rank
+        print(f"interrupted: signal {exc.sigval}; every rank stopped (rank 0 recorded what finished)",
+              file=sys.stderr)
+        return 130
+    except ChildFailedError as exc:
+        failures = exc.failures
+        first = failures.get(0)
+        if first is not None and first.exitcode in (1, 2, 3, 130):
+            return first.exitcode
+        rank, failure = (0, first) if first is not None else min(failures.items())
+        code = failure.exitcode
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        print(f"run failed: rank {rank}: {how} (its log: run.log.rank{rank} in the run's folder)", file=sys.stderr)
+        return 3
+    return 0
