@@ -83,6 +83,7 @@ def test_fused_and_packed_compiled_model_scores_each_prompt_as_alone(monkeypatch
     assert rotated[:2] == [(60, 4, 16), (60, 2, 16)] and len(rotated) == 2 * 2  # q and k, two layers
 
 
+@pytest.mark.slow  # compiles the smoke model with inductor
 def test_fused_smoke_run_reports_it_and_predicts_like_validation(smoke_cache, tmp_path) -> None:
     run = run_smoke(smoke_cache, tmp_path / "fused", "--set", "compiler=inductor", "--set", "fuse_projections=true",
                     "--set", "pack_tokens=300")
