@@ -335,3 +335,28 @@ def test_expandable_segments_reach_the_caching_allocator_only_when_asked(monkeyp
         assert calls == ["expandable_segments:True"]
     finally:
         torch.backends.cuda.enable_cudnn_sdp(before)
+
+
+@pytest.mark.slow  # imports inductor (torch.compile)
+def test_cuda_graph_recordings_after_the_baseline_are_reported(monkeypatch) -> None:
+    """CudaInductor counts CUDA graph ids handed out after its warm-up (the optimized scenario: any is a verdict
+    reason); the reference scenario's lazy variant counts them from `prepare` on. Modes without CUDA graphs
+    report None."""
+    import types
+
+    from benchmarks.toolkits import reference_toolkit
+    from vendors.nvidia import NvidiaOptions
+    from vendors.nvidia import inductor as nv_inductor
+
+    ids = iter([4, 9, 20, 26])
+    monkeypatch.setattr(nv_inductor, "cudagraph_ids", lambda index: next(ids))
+    vendor = types.SimpleNamespace(device=lambda: types.SimpleNamespace(index=0), synchronize=lambda: None)
+    graphs = nv_inductor.CudaInductor(NvidiaOptions(dynamo_mode="reduce-overhead"), vendor)
+    graphs.mark_graph_baseline()  # 4
+    assert graphs.report().graph_recordings == 9 - 4
+    lazy = reference_toolkit(nv_inductor.CudaInductor)(NvidiaOptions(dynamo_mode="reduce-overhead"), vendor)
+    lazy.prepare(lambda ids_, last: ids_, [(4,)])  # 20: the baseline taken before anything compiles
+    assert lazy.report().graph_recordings == 26 - 20
+    plain = nv_inductor.CudaInductor(NvidiaOptions(), vendor)  # default mode: no CUDA graphs
+    plain.mark_graph_baseline()
+    assert plain.report().graph_recordings is None

@@ -55,9 +55,13 @@ class CudaInductor(Inductor):
             fn = super().prepare(model_fn, warmup_calls)
         finally:
             torch.backends.cuda.enable_cudnn_sdp(before)
+        self.mark_graph_baseline()
+        return fn
+
+    def mark_graph_baseline(self) -> None:
+        """From now on, CUDA graph recordings count (after the warm-up; the reference scenario: its whole pass)."""
         if self.uses_cudagraphs():
             self._graph_ids_after_warmup = cudagraph_ids(self.vendor.device().index or 0)
-        return fn
 
     def report(self) -> ToolkitReport:
         """Also counts CUDA graphs recorded after the warm-up (a new shape in the timed pass records one)."""
