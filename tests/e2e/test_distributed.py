@@ -164,6 +164,7 @@ def test_single_process_has_no_process_group(monkeypatch: pytest.MonkeyPatch) ->
         distributed.from_env()
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_single_run_records_world_size_1_and_no_distributed_block(smoke_cache: Path) -> None:
     r = shared_runs(smoke_cache).a.result
     assert r["world_size"] == 1 and "distributed" not in r

@@ -83,6 +83,7 @@ def test_out_of_memory_in_a_pass(tmp_path: Path, smoke_data_dir: Path, faulty, m
     assert all(row["pred_val"] is not None for row in run.predictions)
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_out_of_memory_in_a_packed_forward_names_the_pack(tmp_path: Path, smoke_data_dir: Path, faulty,
                                                           monkeypatch) -> None:
     from benchmarks.passes import plan_packs
@@ -155,6 +156,7 @@ def test_toolkit_failure_fails_the_run_without_fallback(tmp_path: Path, smoke_da
     assert "Traceback" in (tmp_path / "out" / "run.log").read_text()
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_toolkit_failure_falls_back_when_allowed(tmp_path: Path, smoke_data_dir: Path, faulty) -> None:
     run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=broken",
                      "--set", "allow_compile_fallback=true")
@@ -240,6 +242,7 @@ def test_failed_write_leaves_the_previous_file(tmp_path: Path, monkeypatch, fail
 # ------------------------------------------------------------------------------------------ streaming
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_predictions_are_streamed_while_a_pass_runs(tmp_path: Path, smoke_data_dir: Path, faulty, monkeypatch) -> None:
     """A pass that dies keeps what it answered: predictions.partial.jsonl gets each chunk of log_freq answers."""
     first = run_cli(smoke_data_dir, tmp_path / "ref", "--set", "no_validation=true")

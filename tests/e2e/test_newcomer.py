@@ -161,6 +161,7 @@ def test_cpu_run_of_the_7b_size_is_refused_up_front(smoke_data_dir: Path, tmp_pa
     assert code == 2 and "needs 14.6 GiB" in err and "precision=bf16 (about half)" not in err
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_shrunk_model_runs_and_is_invalid(smoke_cache: Path, tmp_path: Path) -> None:
     run = run_smoke(smoke_cache, tmp_path / "out", "--set", "model_layers=1")
     assert run.code == 0, run.err

@@ -49,6 +49,7 @@ def test_repeat_reports_the_spread(repeated) -> None:
     assert "repeats" in result["phases_s"]
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_config_hash_and_fingerprint_identify_the_measurement(repeated, tmp_path: Path,
                                                               smoke_data_dir: Path) -> None:
     a = repeated.result

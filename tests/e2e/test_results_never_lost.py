@@ -65,6 +65,7 @@ def test_three_runs_started_together_leave_three_complete_folders(tmp_path: Path
 # --------------------------------------------------------------------------------- an explicit folder reused
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_output_dir_holding_a_run_is_refused_unless_overwrite(tmp_path: Path, smoke_data_dir: Path) -> None:
     out = tmp_path / "out"
     first = run_cli(smoke_data_dir, out, *FAST)
@@ -267,6 +268,7 @@ def test_history_that_is_not_a_csv_file_is_refused(tmp_path: Path, smoke_data_di
     assert not (tmp_path / "out").exists()  # refused before the run
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_history_without_a_final_newline_is_repaired(tmp_path: Path, smoke_data_dir: Path) -> None:
     path = tmp_path / "h.csv"
     first = run_cli(smoke_data_dir, tmp_path / "a", *FAST, "--history", str(path))

@@ -126,6 +126,7 @@ def test_fuzz_csv(tmp_path: Path, smoke_data_dir: Path) -> None:
     assert 2 in codes  # the fuzzing does reach the checks
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_fuzz_config_yaml(tmp_path: Path, smoke_data_dir: Path) -> None:
     rng = random.Random(SEED + 1)
     case_dir = copy_configs(tmp_path / "configs")

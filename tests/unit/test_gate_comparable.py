@@ -130,6 +130,7 @@ def test_yaml_workload_keys_are_checked(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- real runs
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_smoke_run_against_the_a100_baseline_is_refused_before_running(smoke_cache: Path, tmp_path: Path) -> None:
     run = run_smoke(smoke_cache, tmp_path / "out", "--baseline", str(A100_FP16))
     assert run.code == 2 and run.err.count("\n") == 1

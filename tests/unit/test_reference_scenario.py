@@ -158,6 +158,7 @@ def test_reference_warmup_rule_through_the_timed_pass() -> None:
     assert fn.take_untimed_s() == 0.0  # handed to the pass call by call
 
 
+@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_reference_inductor_compiles_nothing_in_prepare() -> None:
     cpu = get_vendor("cpu")
     slow = _Slow(0.0)
