@@ -99,8 +99,11 @@ def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, in
             return None
         return sum(r[field] == r["label"] for r in rows.values()) / len(rows)
 
+    from ..metrics import agreement  # one definition of the share (torch-free)
+
+    same = agreement([a[k][field] for k in keys], [b[k][field] for k in keys])[0]
     return {"field": field, "questions": len(keys), "differing": len(differ),
-            "agreement": 1.0 - len(differ) / len(keys), "acc_a": acc(a), "acc_b": acc(b),
+            "agreement": same, "acc_a": acc(a), "acc_b": acc(b),
             "labels_differ": sum(a[k].get("label") != b[k].get("label") for k in keys), "rows": differ}
 
 

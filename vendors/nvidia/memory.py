@@ -117,7 +117,29 @@ def nvml_handle_for(torch_index: int, nvml: Any, props: Any = None,
     return nvml.nvmlDeviceGetHandleByIndex(int(entry))
 
 
-class NvmlMemoryMonitor:
+class NvmlSession:
+    """What the NVML samplers (this monitor, telemetry.NvmlTelemetry) share: the sampling thread's loop and
+    the shutdown. A subclass sets `_nvml`, `_initialized`, `_stop` (threading.Event), `interval_s`, `errors`."""
+
+    def _shutdown_nvml(self) -> None:
+        if self._initialized:
+            self._initialized = False
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception as error:
+                self.errors.append(f"nvmlShutdown: {_describe(error)}")
+
+    def _sample_on_grid(self, sample: Callable[[], bool | None]) -> None:
+        """sample() every interval_s until stopped or it returns False. Deadlines on a fixed grid, so the time a
+        sample takes does not lower the rate."""
+        deadline = time.monotonic()
+        while True:
+            deadline = max(deadline + self.interval_s, time.monotonic())
+            if self._stop.wait(deadline - time.monotonic()) or sample() is False:
+                return
+
+
+class NvmlMemoryMonitor(NvmlSession):
     """Samples NVML at `1 / interval_s` per second over the with-block; `report()` after it.
 
     `nvml` is the pynvml module (imported at enter when None); tests pass a fake. `errors` lists what
@@ -230,21 +252,8 @@ class NvmlMemoryMonitor:
                                         name=f"nvml-memory-cuda:{self.torch_device_index}")
         self._thread.start()
 
-    def _shutdown_nvml(self) -> None:
-        if self._initialized:
-            self._initialized = False
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception as error:
-                self.errors.append(f"nvmlShutdown: {_describe(error)}")
-
     def _run(self) -> None:
-        # Deadlines on a fixed grid, so the time a sample takes does not lower the rate.
-        deadline = time.monotonic()
-        while True:
-            deadline = max(deadline + self.interval_s, time.monotonic())
-            if self._stop.wait(deadline - time.monotonic()) or not self._sample_or_stop():
-                return
+        self._sample_on_grid(self._sample_or_stop)
 
     def _sample_or_stop(self) -> bool:
         try:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from benchmarks.interfaces import IDLE_PHASE, TelemetryMark, TelemetryRecord, TelemetrySample
 
-from .memory import GIB, _describe, nvml_handle_for
+from .memory import GIB, NvmlSession, _describe, nvml_handle_for
 
 # NVML's clock-limit ("throttle", since 12.x "clocks event") reason bits, grouped as CLOCK_LIMITS.
 SW_POWER_CAP = 0x4
@@ -40,7 +40,7 @@ def limits_of(bits: int) -> tuple[str, ...]:
     return tuple(name for name, mask in LIMIT_BITS if bits & mask)
 
 
-class NvmlTelemetry:
+class NvmlTelemetry(NvmlSession):
     """NVML telemetry over the with-block; `report()` after it.
 
     `nvml` is the pynvml module (imported at enter when None); tests pass a fake. `clock` and `sleep` are
@@ -155,21 +155,8 @@ class NvmlTelemetry:
             self._counter_missing = f"nvmlDeviceGetTotalEnergyConsumption: {_describe(error)}"
             self._off.add("energy")
 
-    def _shutdown_nvml(self) -> None:
-        if self._initialized:
-            self._initialized = False
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception as error:
-                self.errors.append(f"nvmlShutdown: {_describe(error)}")
-
     def _run(self) -> None:
-        deadline = time.monotonic()
-        while True:
-            deadline = max(deadline + self.interval_s, time.monotonic())
-            if self._stop.wait(deadline - time.monotonic()):
-                return
-            self._sample_safely()
+        self._sample_on_grid(self._sample_safely)
 
     def _sample_safely(self) -> None:
         try:
