@@ -12,6 +12,7 @@
 #           (mmlu_dataset/data/ and llama2_7b_hf/ holding at least the tokenizer files)
 #   WORK    default .devdata/reference_acceptance (git-ignored): data/ (weights ~13 GB), runs/
 # Environment: VENDOR (default nvidia), LIMIT (default 5), EXTRA (more run_benchmark.py flags, split on spaces),
+#   OPT_EXTRA (flags for the optimized run only, e.g. "--repeat 3" for its first-pass vs later-pass figures),
 #   TINY=1 (a 2-layer model of width 64 instead of the 7B shape: checks the script itself on any machine,
 #   e.g. TINY=1 VENDOR=cpu LIMIT=1 tools/reference_acceptance.sh ../shared/data /tmp/ra).
 # Exit code: 0 when the two reference runs' validation predictions agree on every question, 1 when not,
@@ -73,20 +74,20 @@ EOF
 fi
 
 completed() { python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1])).get('status') != 'completed')" "$1" 2>/dev/null; }
-run() {  # name, scenario
+run() {  # name, scenario, flags for this run only
   local dir="$runs/$1"
   if completed "$dir/result.json"; then echo "== $1: done already ($dir)"; return; fi
   echo "== $1: --scenario $2 --limit $limit"
   # EXTRA is split on spaces on purpose: it holds several flags.
   # shellcheck disable=SC2086
   python3 run_benchmark.py --case llama2_7b_mmlu --vendor "$vendor" --data_dir "$data" --scenario "$2" \
-    --limit "$limit" --output_dir "$dir" --overwrite --quiet ${EXTRA:-} >"$dir.out" 2>&1 \
+    --limit "$limit" --output_dir "$dir" --overwrite --quiet ${EXTRA:-} ${3:-} >"$dir.out" 2>&1 \
     || { code=$?; tail -5 "$dir.out"; exit "$code"; }
 }
 mkdir -p "$runs"
 run reference_1 reference
 run reference_2 reference
-run optimized optimized
+run optimized optimized "${OPT_EXTRA:-}"
 
 echo "== validation predictions, reference run 1 vs run 2 (must be 100%)"
 set +e
@@ -123,5 +124,9 @@ for name in ("reference_1", "reference_2", "optimized"):
     print(f"{name}: {r['environment']['device_name']}, torch {r['environment']['torch']}, transformers "
           f"{r['environment']['transformers']}, questions {r['counts']['questions']}, tokens {r['counts']['tokens']}")
     print(f"  Finish Info: {r['reference_record']!r}")
+    for k in (r.get("repeat") or {}).get("runs", []):  # OPT_EXTRA="--repeat N": the first pass against later ones
+        print(f"  repeat run {k['run']}: " + ", ".join(
+            f"{key} {k[key]:,.0f}" for key in ("p_val_pass", "p_val_core", "p_infer_pass", "p_infer_core")
+            if k.get(key) is not None))
 EOF
 exit "$agree"
