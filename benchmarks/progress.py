@@ -38,13 +38,16 @@ def line(name: str, done: int, total: int, elapsed: float, tokens: int) -> str:
 
 
 class LogProgress:
-    """A log line every `log_freq` questions and at the last one."""
+    """A log line each time `done` passes a multiple of `log_freq`, and at the last question. Passed, not hit:
+    a packed pass reports several questions per forward, so `done` jumps over most multiples."""
 
     def __init__(self, name: str, log_freq: int):
         self.name, self.log_freq = name, max(1, log_freq)
+        self.logged = 0
 
     def __call__(self, done: int, total: int, elapsed: float, tokens: int) -> None:
-        if done % self.log_freq == 0 or done == total:
+        if done // self.log_freq > self.logged // self.log_freq or done == total:
+            self.logged = done
             log.info("%s", line(self.name, done, total, elapsed, tokens))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 17's GPU verification (NOT YET RUN: written on a machine without a GPU). On an H200 with the CUDA build
+# Issue 17's GPU verification (run on an H200 on 2026-12-01: docs/results/README.md, session 7). On an H200 with the CUDA build
 # of torch, the requirements, pynvml (nvidia-ml-py) and the data in .devdata/data (see docs/results/README.md):
 #
 #   tools/energy_check.sh [OUT_DIR]     (default docs/results/<today>-h200-fp16-energy)

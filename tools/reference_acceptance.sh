@@ -107,16 +107,18 @@ from pathlib import Path
 
 runs = Path(sys.argv[1])
 cols = ("run", "scenario", "load_path", "e2e s", "p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core",
-        "MFU", "compile s", "warm-up s (out of core)", "graphs", "acc infer/val", "mem GiB", "verdict")
+        "MFU", "compile s", "warm-up s (out of core)", "graph recordings (timed)", "acc infer/val", "mem GiB",
+        "verdict")
 print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
 for name in ("reference_1", "reference_2", "optimized"):
     r = json.loads((runs / name / "result.json").read_text())
-    m, d = r["metrics"], r["toolkit_report"]["details"]
+    t = r["toolkit_report"]
+    m, d = r["metrics"], t["details"]
     f = lambda v, spec=",.0f": "n/a" if v is None else format(v, spec)
     print("| " + " | ".join([
         name, r["scenario"], r["load_path"], f(m["e2e_time"]), f(m["p_val_whole"]), f(m["p_val_core"]),
         f(m["p_infer_whole"]), f(m["p_infer_core"]), f(m["mfu"], ".1%"), f(m["compile_time"], ".1f"),
-        f((d.get("reference_warmup") or {}).get("untimed_s"), ".1f"), str(d.get("graphs", "n/a")),
+        f((d.get("reference_warmup") or {}).get("untimed_s"), ".1f"), str(t["graph_recordings"] if t["graph_recordings"] is not None else "n/a"),
         f"{m['infer_acc']:.1%}/{m['val_acc']:.1%}", f(m["mem_used_gib"], ".1f"), r["verdict"]["status"]]) + " |")
 print()
 for name in ("reference_1", "reference_2", "optimized"):

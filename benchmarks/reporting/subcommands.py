@@ -131,7 +131,7 @@ def compare_predictions(argv: list[str]) -> int:
           f"agree, {r['differing']} differ); accuracy A {pct(r['acc_a'])}, B {pct(r['acc_b'])}")
     if r["labels_differ"]:
         print(f"warning: {r['labels_differ']} question(s) have different labels in A and B (another tokenizer?)")
-    if r["rows"]:
+    if r["rows"] and args.show > 0:
         print("differing questions (subject, index, label, A, B):")
         for d in r["rows"][: max(0, args.show)]:
             print(f"  {d['subject']} {d['index']} {d['label']} {d['a']} {d['b']}")

@@ -90,12 +90,17 @@ def plot_timeline(path: Path, timeline: Any, title: str, energy: Mapping[str, An
             pts = [(a, b) for a, b in zip(t, values) if b is not None]
             panels.append((ax, label, [a for a, _ in pts], [b for _, b in pts]))
         span = max([p[2] for p in timeline.phases] + [x for _, _, xs_, _ in panels for x in xs_] + [1e-3])
+        legend = []
         for i, (ax, label, px, py) in enumerate(panels):
             for k, (name, t0, t1) in enumerate(timeline.phases):
-                ax.axvspan(t0, t1, color=PHASE_COLORS[k % len(PHASE_COLORS)], alpha=0.8, lw=0)
+                patch = ax.axvspan(t0, t1, color=PHASE_COLORS[k % len(PHASE_COLORS)], alpha=0.8, lw=0)
                 if i == 0:
-                    ax.text((t0 + t1) / 2, 1.01, name, transform=ax.get_xaxis_transform(), ha="center",
-                            va="bottom", fontsize=8, rotation=0 if t1 - t0 > span / 12 else 60)
+                    legend.append((patch, name))
+                    # Short phases (idle, init, a warm-up: seconds of a 15-minute run) would print their names on
+                    # top of each other: they are named in the legend only.
+                    if t1 - t0 > span / 12:
+                        ax.text((t0 + t1) / 2, 1.01, name, transform=ax.get_xaxis_transform(), ha="center",
+                                va="bottom", fontsize=8)
             ax.set_ylabel(label)
             ax.grid(True, alpha=0.3)
             if px:
@@ -113,7 +118,10 @@ def plot_timeline(path: Path, timeline: Any, title: str, energy: Mapping[str, An
         axes[-1].set_xlim(0, span)
         axes[-1].set_xlabel("time since the run started, s")
         fig.suptitle(title)
-        fig.tight_layout()
+        if legend:
+            fig.legend([h for h, _ in legend], [n for _, n in legend], loc="upper center", ncol=len(legend),
+                       bbox_to_anchor=(0.5, 0.965), fontsize=8, frameon=False, title="phases", title_fontsize=8)
+        fig.tight_layout(rect=(0, 0, 1, 0.93 if legend else 1))
         _save(fig, path)
         plt.close(fig)
         return path

@@ -155,6 +155,9 @@ def test_compare_predictions_agreement_and_differences(tmp_path: Path) -> None:
     code, out, _ = cli(["compare-predictions", str(a), str(b), "--field", "pred_val"])
     assert code == 0 and "agreement on pred_val: 50.00% (2/4 agree, 2 differ)" in out
     assert "anatomy 1 2 2 7" in out and "virology 0 3 3 8" in out
+    code, out, _ = cli(["compare-predictions", str(a), str(b), "--field", "pred_val", "--show", "0"])
+    assert code == 0 and out.splitlines() == ["agreement on pred_val: 50.00% (2/4 agree, 2 differ); "
+                                              "accuracy A 100.00%, B 50.00%"]
     code, out, _ = cli(["compare-predictions", str(a), str(b), "--min-agreement", "0.9"])
     assert code == 1 and "below --min-agreement" in out
     code, out, _ = cli(["compare-predictions", str(a), str(a), "--field", "choice_infer"])
@@ -206,6 +209,16 @@ def test_log_progress_lines() -> None:
     assert rec.messages == ["inference: 2/5 questions, 100 tokens/s, elapsed 2s, ETA 3s",
                     "inference: 4/5 questions, 100 tokens/s, elapsed 4s, ETA 1s",
                     "inference: 5/5 questions, 100 tokens/s, elapsed 5s"]
+
+
+def test_log_progress_of_a_packed_pass_logs_each_multiple_it_passes() -> None:
+    """Packs report several questions at once: done = 7, 14, 21, ... hits no multiple of 10 before 70."""
+    cb = progress.make_progress(False, 10, io.StringIO())("inference")
+    with Records() as rec:
+        for done in (7, 14, 21, 28, 35, 42, 43):
+            cb(done, 43, 1.0, done)
+    assert [m.split(" questions")[0] for m in rec.messages] == [
+        "inference: 14/43", "inference: 21/43", "inference: 35/43", "inference: 42/43", "inference: 43/43"]
 
 
 def test_bar_progress_draws_on_the_terminal() -> None:
