@@ -144,7 +144,9 @@ class Run:
                     log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
                     fn = model
             self._phase_done("compile")
-            self.flops = self._executed_flops(fn is not model and toolkit, model, calls)
+            # A compile fallback runs the plain model: no toolkit padding then.
+            pad_multiple = getattr(toolkit, "pad_multiple", 1) if fn is not model else 1
+            self.flops = self._executed_flops(pad_multiple, model, calls)
             with self.spans.span("inference", sync):
                 self.infer = self._pass("inference", fn, batch, workload.choice_ids, stream=True)
             if self.dist.is_main:
@@ -211,17 +213,17 @@ class Run:
         log.info("Finish Info: %r", self.result.reference_record)
 
     @staticmethod
-    def _executed_flops(toolkit: Any, model: Any, calls: list[tuple[int, ...]]) -> tuple[float | None, float | None]:
+    def _executed_flops(pad_multiple: int, model: Any,
+                        calls: list[tuple[int, ...]]) -> tuple[float | None, float | None]:
         """FLOPs of the inference pass's forwards (the case model's forward_flops, in its optimized state) over
-        the real prompts, and the extra FLOPs of the toolkit's right-padding; (None, None) when the model
+        the real prompts, and the extra FLOPs of right-padding to `pad_multiple`; (None, None) when the model
         cannot count them."""
         count = getattr(model, "forward_flops", None)
         if count is None or not calls:
             return None, None
         real = sum(count(call) for call in calls)
-        multiple = getattr(toolkit, "pad_multiple", 1) if toolkit else 1
         longest = longest_prompt(calls)
-        padded = sum(count(padded_call(call, multiple, longest)) for call in calls)
+        padded = sum(count(padded_call(call, pad_multiple, longest)) for call in calls)
         return real, padded - real
 
     def _validation(self, model: Any, batch: HostBatch, choice_ids: Any) -> None:

@@ -1,7 +1,9 @@
 """One CSV row per run: `result.csv` beside result.json, and the same row appended to a `--history` CSV.
 
 The columns (CSV_COLUMNS) are stable and documented in docs/results_schema.md ("result.csv"); a new column
-is only ever appended at the end, with a schema_version bump. Empty cell = null. Booleans are true/false.
+is only ever appended at the end. A history an older version wrote (its header a prefix of CSV_COLUMNS) is
+upgraded on the next append: rewritten with the new header, its rows' new cells empty. Empty cell = null.
+Booleans are true/false.
 """
 from __future__ import annotations
 
@@ -80,6 +82,12 @@ COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
     ("avg_power_w", _m("avg_power_w")),
     ("idle_power_w", _m("idle_power_w")),
     ("energy_source", lambda r: (r.get("energy") or {}).get("energy_source")),
+    # the scenario (plot's series never mix scenarios), the pass-only throughputs, mfu_executed, world size
+    ("scenario", _top("scenario")),
+    ("p_val_pass", _m("p_val_pass")),
+    ("p_infer_pass", _m("p_infer_pass")),
+    ("mfu_executed", _m("mfu_executed")),
+    ("world_size", _top("world_size")),
 )
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 # Columns holding numbers (for readers such as `plot`).
@@ -89,6 +97,7 @@ NUMERIC_COLUMNS = frozenset({
     "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "peak_flops", "val_acc", "infer_acc",
     "val_choice_acc", "infer_choice_acc", "agreement", "mem_used_gib", "mem_total_gib", "compile_time",
     "e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core", "avg_power_w", "idle_power_w",
+    "p_val_pass", "p_infer_pass", "mfu_executed", "world_size",
 })
 
 
@@ -164,10 +173,15 @@ def check_history(path: Path) -> None:
         raise BenchmarkError(f"--history {path}: not writable; fix the permissions or choose another file")
     if path.exists():
         header = _header_of(path)
-        if header is not None and tuple(header) != CSV_COLUMNS:
+        if header is not None and tuple(header) != CSV_COLUMNS and not _older(header):
             raise BenchmarkError(
                 f"--history {path}: its header does not match this version's result.csv columns "
                 f"(first difference at column {_first_difference(header)}); start a new history file")
+
+
+def _older(header: list[str]) -> bool:
+    """Written by an older version: its columns are the first ones of this version's."""
+    return 0 < len(header) < len(CSV_COLUMNS) and tuple(header) == CSV_COLUMNS[:len(header)]
 
 
 def _first_difference(header: list[str]) -> str:
@@ -178,23 +192,56 @@ def _first_difference(header: list[str]) -> str:
 
 
 def append_history(path: Path, result: Mapping[str, Any], result_dir: Path | str | None = None) -> None:
-    """Append one row; the header is written when the file is new or empty. Locked against concurrent runs."""
+    """Append one row; the header is written when the file is new or empty, an older header upgraded first.
+    Locked against concurrent runs: a writer that waited on a file an upgrade replaced opens the new one."""
     check_history(path)
     try:
-        with path.open("a+", encoding="utf-8", newline="") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                f.seek(0, 2)
-                # A last row without its newline (an editor, a killed writer) would glue ours onto it.
-                glue = "\n" if f.tell() and not _ends_with_newline(path) else ""
-                f.write(glue + _csv_text([row(result, result_dir)], header=f.tell() == 0))
-                f.flush()
-                os.fsync(f.fileno())
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        for _ in range(100):
+            with path.open("a+", encoding="utf-8", newline="") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                try:
+                    if not _still_at(path, f):
+                        continue
+                    header = _header_of(path)
+                    if header is not None and _older(header):
+                        _upgrade(path)
+                        continue
+                    f.seek(0, 2)
+                    # A last row without its newline (an editor, a killed writer) would glue ours onto it.
+                    glue = "\n" if f.tell() and not _ends_with_newline(path) else ""
+                    f.write(glue + _csv_text([row(result, result_dir)], header=f.tell() == 0))
+                    f.flush()
+                    os.fsync(f.fileno())
+                    return
+                finally:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        raise BenchmarkError(f"--history {path}: replaced by another writer again and again; the run's own "
+                             "result.csv has the row")
     except OSError as exc:
         raise BenchmarkError(f"--history {path}: cannot append to it ({exc.strerror}); the run's own "
                              "result.csv has the row") from None
+
+
+def _still_at(path: Path, f: Any) -> bool:
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), path.stat())
+    except FileNotFoundError:
+        return False
+
+
+def _upgrade(path: Path) -> None:
+    """Rewrite an older history with this version's header, the new cells of its rows empty (under the lock,
+    atomically: a crash leaves the old file whole)."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    width = len(rows[0])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows[1:]:
+        if r:
+            w.writerow(r + [""] * (len(CSV_COLUMNS) - width) if len(r) == width else r)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -295,6 +295,27 @@ def test_history_appends_of_overlapping_jobs_never_interleave(tmp_path: Path) ->
     assert path.read_text().count("schema_version") == 1  # one header
 
 
+def test_overlapping_appends_to_an_older_history_upgrade_it_once_and_lose_no_row(tmp_path: Path) -> None:
+    """The first writer replaces the file (new header); writers that waited on the old file reopen the new one."""
+    path = tmp_path / "h.csv"
+    old_columns = history.CSV_COLUMNS[:history.CSV_COLUMNS.index("energy_source") + 1]
+    path.write_text(",".join(old_columns) + "\n" + ",".join(["3"] + [""] * (len(old_columns) - 1)) + "\n")
+    code = ("import sys; from pathlib import Path; from benchmarks.reporting import history\n"
+            "for k in range(20):\n"
+            "    history.append_history(Path(sys.argv[1]), {'status': 'completed', 'scenario': sys.argv[2],"
+            " 'metrics': {'p_infer_core': float(k)}}, sys.argv[2])\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), f"writer{i}"], cwd=REPO_ROOT)
+             for i in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == history.CSV_COLUMNS
+    assert len(rows) == 61 and rows[0]["scenario"] == "" and rows[0]["schema_version"] == "3"
+    assert sorted(r["scenario"] for r in rows[1:]) == sorted(f"writer{i}" for i in range(3) for _ in range(20))
+    assert not list(tmp_path.glob(".h.csv.*"))  # no temporary file left
+
+
 # -------------------------------------------------------------------------------------- paths and permissions
 
 

@@ -293,8 +293,10 @@ def test_history_row_and_markdown_carry_the_energy():
     r = _result(60.0, available=True, energy_source="counter", note=None, phases={}, cross_check=None)
     r["metrics"].update(e_val_j=1000.0, e_infer_j=2000.0, avg_power_w=650.0, idle_power_w=80.0)
     row = history.row(r)
-    assert list(history.CSV_COLUMNS[-7:]) == ["e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core",
-                                               "avg_power_w", "idle_power_w", "energy_source"]
+    energy_at = history.CSV_COLUMNS.index("e_val_j")
+    assert list(history.CSV_COLUMNS[energy_at:energy_at + 7]) == [
+        "e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core", "avg_power_w", "idle_power_w",
+        "energy_source"]
     assert (row["e_infer_j"], row["tokens_per_joule_whole"], row["energy_source"]) == ("2000.0", "60.0", "counter")
     assert markdown.energy_line(r) == ("energy: inference 2,000 J (counter), 60.00 tokens/J whole / 60.60 core, "
                                        "650 W mean (idle 80 W); validation 1,000 J")

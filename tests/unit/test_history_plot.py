@@ -81,6 +81,42 @@ def test_history_file_problems(tmp_path: Path) -> None:
     assert rows[0]["p_infer_core"] == "1.5" and rows[0]["tf32"] == "true" and rows[0]["mfu"] == ""
 
 
+OLD_COLUMNS = history.CSV_COLUMNS[:history.CSV_COLUMNS.index("energy_source") + 1]  # before the scenario column
+
+
+def test_an_older_history_is_upgraded_on_append_and_keeps_its_rows(tmp_path: Path) -> None:
+    old = tmp_path / "nightly.csv"
+    old_row = dict.fromkeys(OLD_COLUMNS, "")
+    old_row.update(schema_version="3", status="completed", p_infer_core="40000.0", optimizations="a;b")
+    old.write_text(",".join(OLD_COLUMNS) + "\n" + ",".join(old_row[c] for c in OLD_COLUMNS) + "\n", encoding="utf-8")
+    history.check_history(old)  # accepted before the run
+    history.append_history(old, {"status": "completed", "scenario": "reference", "world_size": 1,
+                                 "metrics": {"p_infer_core": 9000.0, "p_infer_pass": 1000.0, "mfu_executed": 0.12}})
+    header, rows = read_csv(old)
+    assert tuple(header) == history.CSV_COLUMNS and len(rows) == 2
+    assert rows[0]["p_infer_core"] == "40000.0" and rows[0]["optimizations"] == "a;b"
+    assert [rows[0][c] for c in ("scenario", "p_infer_pass", "mfu_executed", "world_size")] == ["", "", "", ""]
+    assert [rows[1][c] for c in ("scenario", "p_infer_pass", "mfu_executed", "world_size")] == [
+        "reference", "1000.0", "0.12", "1"]
+    read = history.read_history(old)
+    assert read[1]["p_infer_pass"] == 1000.0 and read[0]["p_infer_pass"] is None
+    # a header that is not a prefix stays refused
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(",".join(OLD_COLUMNS[:5] + ("other",)) + "\n", encoding="utf-8")
+    with pytest.raises(BenchmarkError, match=r"column 6 \('other' vs"):
+        history.check_history(mixed)
+
+
+def test_plot_series_never_mix_scenarios(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    base = {"status": "completed", "precision": "fp16", "environment": {"device_name": "NVIDIA H200"},
+            "metrics": {"p_infer_core": 1.0}}
+    for scenario in ("optimized", "reference", None):
+        history.append_history(path, {**base, "scenario": scenario})
+    series = [plots.workload_series(r) for r in history.read_history(path)]
+    assert series == ["NVIDIA H200 fp16 optimized", "NVIDIA H200 fp16 reference", "NVIDIA H200 fp16 optimized"]
+
+
 def test_run_refuses_a_foreign_history_before_running(smoke_cache: Path, tmp_path: Path) -> None:
     foreign = tmp_path / "h.csv"
     foreign.write_text("a,b\n", encoding="utf-8")
