@@ -9,7 +9,7 @@ import datetime as _dt
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import BenchmarkError
 
@@ -24,14 +24,28 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_throughput_by_length(path: Path, data: Mapping[str, Any], title: str) -> Path | None:
-    """Write the chart; on any plotting problem log a warning and return None (a chart never fails a run)."""
+def run_chart(path: Path, draw: Callable[[Any], Any]) -> Path | None:
+    """A chart of a run: `draw(plt)` returns the figure, saved to `path`. Never fails the run that measured it:
+    without matplotlib, or on any plotting problem, a warning and None."""
     try:
         plt = _pyplot()
     except ImportError:
         log.warning("matplotlib is not installed: %s not written (pip install matplotlib)", path.name)
         return None
     try:
+        fig = draw(plt)
+        _save(fig, path)
+        plt.close(fig)
+        return path
+    except Exception as exc:  # noqa: BLE001 - a chart must never fail the run that measured it
+        log.warning("could not write %s: %s: %s", path.name, type(exc).__name__, exc)
+        return None
+
+
+def plot_throughput_by_length(path: Path, data: Mapping[str, Any], title: str) -> Path | None:
+    """Core tokens/s per prompt-length bin, one line per pass (see run_chart for failures)."""
+
+    def draw(plt: Any) -> Any:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         centers = [lo + data["bin_tokens"] / 2 for lo in data["bin_start"]]
         for name, rates in data["tokens_per_s"].items():
@@ -44,12 +58,9 @@ def plot_throughput_by_length(path: Path, data: Mapping[str, Any], title: str) -
         ax.grid(True, alpha=0.3)
         _finish_axes(ax)
         fig.tight_layout()
-        _save(fig, path)
-        plt.close(fig)
-        return path
-    except Exception as exc:  # noqa: BLE001 - a chart must never fail the run that measured it
-        log.warning("could not write %s: %s: %s", path.name, type(exc).__name__, exc)
-        return None
+        return fig
+
+    return run_chart(path, draw)
 
 
 def _finish_axes(ax: Any) -> None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping
 
 from .atomic import atomic_write_text
-
-log = logging.getLogger("benchmarks")
+from .plots import run_chart
 
 TELEMETRY_COLUMNS = ("t_s", "phase", "power_w", "energy_counter_j", "sm_clock_mhz", "mem_clock_mhz", "temperature_c",
                      "mem_used_gib", "limits")
@@ -65,15 +63,10 @@ def write_telemetry_csv(path: Path, timeline: Any) -> Path | None:
 
 
 def plot_timeline(path: Path, timeline: Any, title: str, energy: Mapping[str, Any] | None = None) -> Path | None:
-    """Four panels on one time axis (s since the run started): tokens/s, power W, SM clock MHz, memory GiB."""
-    try:
-        from .plots import _pyplot, _save
+    """Four panels on one time axis (s since the run started): tokens/s, power W, SM clock MHz, memory GiB
+    (see plots.run_chart for failures)."""
 
-        plt = _pyplot()
-    except ImportError:
-        log.warning("matplotlib is not installed: %s not written (pip install matplotlib)", path.name)
-        return None
-    try:
+    def draw(plt: Any) -> Any:
         record = timeline.record
         fig, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True)
         xs, ys, width = throughput_series(timeline)
@@ -122,9 +115,6 @@ def plot_timeline(path: Path, timeline: Any, title: str, energy: Mapping[str, An
             fig.legend([h for h, _ in legend], [n for _, n in legend], loc="upper center", ncol=len(legend),
                        bbox_to_anchor=(0.5, 0.965), fontsize=8, frameon=False, title="phases", title_fontsize=8)
         fig.tight_layout(rect=(0, 0, 1, 0.93 if legend else 1))
-        _save(fig, path)
-        plt.close(fig)
-        return path
-    except Exception as exc:  # noqa: BLE001 - a chart must never fail the run that measured it
-        log.warning("could not write %s: %s: %s", path.name, type(exc).__name__, exc)
-        return None
+        return fig
+
+    return run_chart(path, draw)
