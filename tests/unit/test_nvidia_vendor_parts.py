@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks.interfaces import MemoryMonitor
-from vendors.nvidia.memory import GIB, NvmlMemoryMonitor, nvml_handle_for, pci_bus_key
+from vendors.nvidia.memory import GIB, NvmlMemoryMonitor, NvmlSession, nvml_handle_for, pci_bus_key
 from vendors.nvidia.peaks import lookup_peak
 
 # (bus id as NVML prints it, UUID) of the fake host's GPUs, in NVML (PCI) order.
@@ -360,3 +360,30 @@ def test_cuda_graph_recordings_after_the_baseline_are_reported(monkeypatch) -> N
     plain = nv_inductor.CudaInductor(NvidiaOptions(), vendor)  # default mode: no CUDA graphs
     plain.mark_graph_baseline()
     assert plain.report().graph_recordings is None
+
+
+def test_a_sampling_thread_stuck_in_nvml_leaves_nvml_loaded() -> None:
+    """Both NVML samplers stop their thread through NvmlSession._stop_thread: a thread that does not stop
+    (stuck inside an NVML call) is reported, and nvmlShutdown is not called under it."""
+
+    class Thread:
+        def __init__(self, alive: bool) -> None:
+            self.alive, self.timeouts = alive, []
+
+        def join(self, timeout: float) -> None:
+            self.timeouts.append(timeout)
+
+        def is_alive(self) -> bool:
+            return self.alive
+
+    shutdowns = []
+    for alive in (True, False):
+        session = NvmlSession()
+        session._nvml = SimpleNamespace(nvmlShutdown=lambda: shutdowns.append(alive))
+        session._initialized, session._stop, session.interval_s, session.errors = True, threading.Event(), 0.1, []
+        session._thread = Thread(alive)
+        assert session._stop_thread("NVML test thread") is (not alive)
+        assert session._stop.is_set() and session._thread.timeouts == [5.0]
+        session._shutdown_nvml()
+        assert session.errors == (["NVML test thread did not stop; NVML left initialized"] if alive else [])
+    assert shutdowns == [False]

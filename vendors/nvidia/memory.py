@@ -119,7 +119,8 @@ def nvml_handle_for(torch_index: int, nvml: Any, props: Any = None,
 
 class NvmlSession:
     """What the NVML samplers (this monitor, telemetry.NvmlTelemetry) share: the sampling thread's loop and
-    the shutdown. A subclass sets `_nvml`, `_initialized`, `_stop` (threading.Event), `interval_s`, `errors`."""
+    the thread's stop and the shutdown. A subclass sets `_nvml`, `_initialized`, `_stop` (threading.Event),
+    `_thread`, `interval_s`, `errors`."""
 
     def _shutdown_nvml(self) -> None:
         if self._initialized:
@@ -128,6 +129,17 @@ class NvmlSession:
                 self._nvml.nvmlShutdown()
             except Exception as error:
                 self.errors.append(f"nvmlShutdown: {_describe(error)}")
+
+    def _stop_thread(self, name: str) -> bool:
+        """Stop the sampling thread (`_thread`); True when it stopped. One stuck inside an NVML call is left
+        running, and NVML loaded under it: nvmlShutdown would pull the library from under that call."""
+        self._stop.set()
+        self._thread.join(timeout=max(5.0, 20 * self.interval_s))
+        if self._thread.is_alive():
+            self.errors.append(f"{name} did not stop; NVML left initialized")
+            self._initialized = False
+            return False
+        return True
 
     def _sample_on_grid(self, sample: Callable[[], bool | None]) -> None:
         """sample() every interval_s until stopped or it returns False. Deadlines on a fixed grid, so the time a
@@ -199,14 +211,8 @@ class NvmlMemoryMonitor(NvmlSession):
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if self._thread is not None:
-                self._stop.set()
-                self._thread.join(timeout=max(5.0, 20 * self.interval_s))
-                if self._thread.is_alive():  # stuck inside an NVML call: leave NVML loaded
-                    self.errors.append("NVML sampling thread did not stop; NVML left initialized")
-                    self._initialized = False
-                elif not self._sampling_failed:
-                    self._sample_or_stop()  # the state at exit
+            if self._thread is not None and self._stop_thread("NVML sampling thread") and not self._sampling_failed:
+                self._sample_or_stop()  # the state at exit
         finally:
             self._shutdown_nvml()
             self._read_torch_peaks()

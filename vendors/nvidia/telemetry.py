@@ -104,11 +104,7 @@ class NvmlTelemetry(NvmlSession):
     def __exit__(self, *exc: object) -> None:
         try:
             if self._thread is not None:
-                self._stop.set()
-                self._thread.join(timeout=max(5.0, 20 * self.interval_s))
-                if self._thread.is_alive():
-                    self.errors.append("NVML telemetry thread did not stop; NVML left initialized")
-                    self._initialized = False
+                self._stop_thread("NVML telemetry thread")
             if self._handle is not None:
                 self._sample_safely()  # the state at exit
         finally:
