@@ -280,17 +280,27 @@ def test_history_without_a_final_newline_is_repaired(tmp_path: Path, smoke_data_
     assert [r["result_dir"] for r in rows] == [str(tmp_path / "a"), str(tmp_path / "b")]
 
 
-def test_history_appends_of_overlapping_jobs_never_interleave(tmp_path: Path) -> None:
-    path = tmp_path / "h.csv"
+def _three_writers_append(path: Path, appends: int, result: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Three processes append `appends` rows each to the history at `path` at once; `result` is the row's
+    result.json as a Python expression of `k` (the append's number) and `me` (the writer's name, also its
+    result_dir). Returns the file's header and rows."""
     code = ("import sys; from pathlib import Path; from benchmarks.reporting import history\n"
-            "for k in range(40):\n"
-            "    history.append_history(Path(sys.argv[1]), {'status': 'completed', 'case': 'x' * 5000,"
-            " 'metrics': {'p_infer_core': float(k)}}, sys.argv[2])\n")
+            "me = sys.argv[2]\n"
+            f"for k in range({appends}):\n"
+            f"    history.append_history(Path(sys.argv[1]), {result}, me)\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path), f"writer{i}"], cwd=REPO_ROOT)
              for i in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    return list(reader.fieldnames or []), rows
+
+
+def test_history_appends_of_overlapping_jobs_never_interleave(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    _, rows = _three_writers_append(
+        path, 40, "{'status': 'completed', 'case': 'x' * 5000, 'metrics': {'p_infer_core': float(k)}}")
     assert len(rows) == 120 and all(r["case"] == "x" * 5000 for r in rows)
     assert path.read_text().count("schema_version") == 1  # one header
 
@@ -300,17 +310,9 @@ def test_overlapping_appends_to_an_older_history_upgrade_it_once_and_lose_no_row
     path = tmp_path / "h.csv"
     old_columns = history.CSV_COLUMNS[:history.CSV_COLUMNS.index("energy_source") + 1]
     path.write_text(",".join(old_columns) + "\n" + ",".join(["3"] + [""] * (len(old_columns) - 1)) + "\n")
-    code = ("import sys; from pathlib import Path; from benchmarks.reporting import history\n"
-            "for k in range(20):\n"
-            "    history.append_history(Path(sys.argv[1]), {'status': 'completed', 'scenario': sys.argv[2],"
-            " 'metrics': {'p_infer_core': float(k)}}, sys.argv[2])\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), f"writer{i}"], cwd=REPO_ROOT)
-             for i in range(3)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-    assert tuple(reader.fieldnames) == history.CSV_COLUMNS
+    header, rows = _three_writers_append(
+        path, 20, "{'status': 'completed', 'scenario': me, 'metrics': {'p_infer_core': float(k)}}")
+    assert tuple(header) == history.CSV_COLUMNS
     assert len(rows) == 61 and rows[0]["scenario"] == "" and rows[0]["schema_version"] == "3"
     assert sorted(r["scenario"] for r in rows[1:]) == sorted(f"writer{i}" for i in range(3) for _ in range(20))
     assert not list(tmp_path.glob(".h.csv.*"))  # no temporary file left
