@@ -232,8 +232,17 @@ def _still_at(path: Path, f: Any) -> bool:
 def _upgrade(path: Path) -> None:
     """Rewrite an older history with this version's header, the new cells of its rows empty (under the lock,
     atomically: a crash leaves the old file whole)."""
-    with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise BenchmarkError(f"--history {path}: written by an older version, so it is upgraded, but it is not "
+                             f"UTF-8 text at byte {exc.start}; fix or delete the damaged rows (or start a new "
+                             "history file); the run's own result.csv has the row") from None
+    except csv.Error as exc:
+        raise BenchmarkError(f"--history {path}: written by an older version, so it is upgraded, but it is not "
+                             f"a valid CSV ({exc}); fix or delete the damaged rows (or start a new history file); "
+                             "the run's own result.csv has the row") from None
     width = len(rows[0])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -100,6 +100,14 @@ def test_an_older_history_is_upgraded_on_append_and_keeps_its_rows(tmp_path: Pat
         "reference", "1000.0", "0.12", "1"]
     read = history.read_history(old)
     assert read[1]["p_infer_pass"] == 1000.0 and read[0]["p_infer_pass"] is None
+    # a damaged older history is not upgraded: one line naming the file, the file left as it was
+    damaged = tmp_path / "damaged.csv"
+    body = (",".join(OLD_COLUMNS) + "\n3").encode() + b",\xff" * (len(OLD_COLUMNS) - 1) + b"\n"
+    damaged.write_bytes(body)
+    with pytest.raises(BenchmarkError, match=r"damaged\.csv: written by an older version, so it is upgraded, but "
+                                             r"it is not UTF-8 text at byte \d+; fix or delete the damaged rows"):
+        history.append_history(damaged, {"status": "completed", "metrics": {}})
+    assert damaged.read_bytes() == body
     # a header that is not a prefix stays refused
     mixed = tmp_path / "mixed.csv"
     mixed.write_text(",".join(OLD_COLUMNS[:5] + ("other",)) + "\n", encoding="utf-8")
