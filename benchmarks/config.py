@@ -29,7 +29,7 @@ from . import scenarios
 from .errors import BenchmarkError, one_line
 from .flops import parse_flops
 from .input_limits import LimitedLoader, check_int_range
-from .interfaces import PRECISIONS, yaml_text
+from .interfaces import PRECISIONS, is_lossy, yaml_text
 
 
 def doc(text: str, bounds: tuple[int, int, str] | None = None, **kw: Any) -> Any:
@@ -54,7 +54,10 @@ class RunConfig:
     exist_onnx_path: str | None = doc("kept for compatibility; must be null", default=None)
     exist_compiler_path: str | None = doc("kept for compatibility; must be null", default=None)
     # Additions.
-    precision: str | None = doc("fp16, bf16 or fp32; when null it follows `fp16`", default=None)
+    precision: str | None = doc(
+        "fp16, bf16, fp32 or fp8 (the plain model and the validation pass in fp16, the inference pass's decoder "
+        "GEMMs in float8 e4m3 with per-row scales, where the vendor supports it); when null it follows `fp16`",
+        default=None)
     tf32: bool = doc("allow TF32 tensor cores for fp32 matmuls (MFU then uses the TF32 peak)", default=True)
     synthetic_weights: bool = doc(
         "random weights of the same architecture, for speed-only runs (accuracy not meaningful)", default=False
@@ -379,6 +382,11 @@ def load_config(
                              homes[home_of(group)])
     config = Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources),
                     optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations}, scenario=scenario)
+    if reference and is_lossy(config.run.effective_precision):
+        where = config.sources.get("precision", "config")
+        raise BenchmarkError(f"{where}: config key 'precision': {config.run.effective_precision} is not a precision of "
+                             "the reference (fp16, bf16 or fp32, one model for both passes); run it with --scenario "
+                             "optimized, or set --set precision=fp16")
     check_optimizations(case.optimizations, config)
     return config
 
@@ -387,16 +395,22 @@ def check_optimizations(declared: Any, config: Config, vendor: Any = None) -> No
     """The rules the active optimizations declare (needs a compiler; their own cross-key checks, with the
     vendor once it is configured), errors naming the file the key came from. And one of the verdict's: an
     optimization's predictions are checked against the validation pass, so it needs one."""
-    on = [o.name for o in declared if o.is_on(config.optimizations[o.name])]
+    precision = config.run.effective_precision
+    if is_lossy(precision) and not any(precision in o.precisions for o in declared):
+        where = config.sources.get("precision", "config")
+        raise BenchmarkError(f"{where}: config key 'precision': got {precision!r}, which this case does not implement "
+                             "(none of its optimizations declares it); choose fp16, bf16 or fp32")
+    on = [o.name for o in declared if o.switched_on(config.optimizations[o.name], precision)]
     if config.run.no_validation and on:
         where = config.sources.get("no_validation", "config")
         raise BenchmarkError(f"{where}: config key 'no_validation': true with the named optimization(s) {', '.join(on)} "
                              "on: nothing could check their predictions; set no_validation: false, or switch them off")
     for opt in declared:
         options = config.optimizations[opt.name]
-        if not opt.is_on(options):
+        if not opt.switched_on(options, precision):
             continue
-        key = dataclasses.fields(opt.Options)[0].name
+        keys = [f.name for f in dataclasses.fields(opt.Options)] if dataclasses.is_dataclass(opt.Options) else []
+        key = "precision" if opt.precisions else keys[0]
         where = f"{config.sources.get(key, 'config')}: "
         if opt.needs_compiler and config.run.compiler == "none":
             off = yaml_text(dataclasses.fields(opt.Options)[0].default)

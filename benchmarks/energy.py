@@ -25,7 +25,7 @@ CROSS_CHECK_TOLERANCE = 0.05
 # A counter step implying more than this is not energy but a reset (a driver reload) or a bad reading.
 MAX_PLAUSIBLE_W = 100_000.0
 ENERGY_METRICS = ("e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core", "avg_power_w",
-                  "idle_power_w", "energy_reason")
+                  "idle_power_w", "mem_infer_gib", "energy_reason")
 
 Window = tuple[str, float, float, "float | None", "float | None"]  # phase, t0, t1, counter at t0, at t1
 
@@ -103,6 +103,7 @@ def phase_summary(record: TelemetryRecord, wins: Sequence[Window]) -> dict[str, 
                       else (integrated_j, "integrated_power") if integrated_j is not None else (None, None))
     power = [s.power_w for s in inside if s.power_w is not None]
     temps = [s.temperature_c for s in inside if s.temperature_c is not None]
+    mem = [s.mem_used_gib for s in inside if s.mem_used_gib is not None]
     known = [s.limits for s in inside if s.limits is not None]
     return {
         "duration_s": duration,
@@ -117,6 +118,7 @@ def phase_summary(record: TelemetryRecord, wins: Sequence[Window]) -> dict[str, 
         "temperature_c": _mean(temps),
         "max_temperature_c": max(temps) if temps else None,
         "limit_shares": {k: sum(k in lim for lim in known) / len(known) for k in CLOCK_LIMITS} if known else None,
+        "max_mem_used_gib": max(mem) if mem else None,
         "samples": len(inside),
     }
 
@@ -165,7 +167,8 @@ def energy_block(record: TelemetryRecord | None, reason: str | None = None) -> d
 def energy_metrics(block: dict[str, Any], val: PassRecord | None, infer: PassRecord | None) -> dict[str, Any]:
     """The energy metrics: e_val_j, e_infer_j (joules of the timed passes), tokens_per_joule_whole (inference
     tokens / e_infer_j), tokens_per_joule_core (inference tokens / (avg_power_w x summed forward time)),
-    avg_power_w (the inference pass's mean power), idle_power_w; all null with `energy_reason` when unknown."""
+    avg_power_w (the inference pass's mean power), idle_power_w, and mem_infer_gib (the highest device memory in
+    use sampled during the inference pass); all null with `energy_reason` when unknown."""
     out: dict[str, Any] = dict.fromkeys(ENERGY_METRICS)
     if not block.get("available"):
         out["energy_reason"] = block.get("reason")
@@ -176,6 +179,9 @@ def energy_metrics(block: dict[str, Any], val: PassRecord | None, infer: PassRec
     inf = phases.get("inference") or {}
     e, power = inf.get("energy_j"), inf.get("mean_power_w")
     out["e_infer_j"], out["avg_power_w"] = e, power
+    # The inference pass's own device-memory peak (sampled): with precision fp8 the run's peak (mem_used_gib) is
+    # the fp16 validation pass's, the inference pass holds the fp8 weights.
+    out["mem_infer_gib"] = inf.get("max_mem_used_gib")
     if infer is None or not e:
         out["energy_reason"] = "no energy reading for the inference pass"
         return out

@@ -11,7 +11,8 @@ from pathlib import Path
 from .errors import BenchmarkError
 
 GIB = 1024**3
-BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "bf16": 2}
+# fp8: the plain model is held in fp16 for the validation pass (its fp8 weights come after it)
+BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
 HEADROOM_GIB = 2.0
 MEMINFO = Path("/proc/meminfo")
 

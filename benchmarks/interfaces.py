@@ -42,14 +42,31 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, ru
 if TYPE_CHECKING:  # the contracts name torch types; importing them must not cost a torch import
     import torch
 
-PRECISIONS = ("fp16", "bf16", "fp32")
+PRECISIONS = ("fp16", "bf16", "fp32", "fp8")
+
+# A precision whose inference pass computes in a lower precision than the plain model can (fp8: the decoder's
+# GEMMs in float8 e4m3) is validated against the plain model in this precision: the model is built and the
+# validation pass runs in it, and the inference pass's lower-precision layers are switched on after it by the
+# case's optimization for that precision (`Optimization.precisions`). Its predictions may then differ from the
+# plain model's beyond rounding, so the verdict applies MLPerf's accuracy rule instead of the agreement rule.
+VALIDATION_PRECISION = {"fp8": "fp16"}
+
+
+def validation_precision(precision: str) -> str:
+    """The precision of the plain model (and the validation pass) of a run at `precision`."""
+    return VALIDATION_PRECISION.get(precision, precision)
+
+
+def is_lossy(precision: str) -> bool:
+    """Whether the inference pass at `precision` computes in lower precision than its validation pass."""
+    return validation_precision(precision) != precision
 
 
 def torch_dtype(precision: str) -> "torch.dtype":
-    """The torch dtype of a precision name (one of PRECISIONS)."""
+    """The torch dtype the plain model is built in at a precision (one of PRECISIONS): fp8 runs build it in fp16."""
     import torch
 
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[validation_precision(precision)]
 
 
 # The model callable of a case: (input_ids [B, L] int64, last_pos [B] int64) -> logits [B, vocab].
@@ -138,6 +155,10 @@ class ToolkitReport:
     details: Mapping[str, Any] = field(default_factory=dict)
     # CUDA graphs recorded after `prepare` returned; None when the toolkit records none or cannot tell.
     graph_recordings: int | None = None
+    # Whether the compile found on-disk compile caches cold or warm (benchmarks.toolkits.cache_state: "state"
+    # cold|warm|partial|none, the hit/miss counts, the cache folder); None when the toolkit compiles nothing.
+    # A warm cache is reported, never hidden: compile time counts in p_infer_whole.
+    compile_cache: Mapping[str, Any] | None = None
 
 
 @runtime_checkable
@@ -444,6 +465,9 @@ class Optimization:
     - `needs`: names of other optimizations it acts through; without them it is inert (neither applied nor
       reported), e.g. a layer that only changes packed forwards.
     - `needs_compiler`: refused with compiler 'none' (it changes compiled graphs only).
+    - `precisions`: an optimization that implements a precision (e.g. fp8 GEMMs): it is on exactly when the
+      run's precision is one of these, whatever its keys (they only tune it), and off otherwise. Its
+      predictions are judged by the verdict's rule for that precision (`is_lossy`), not the agreement rule.
     The harness applies the active optimizations in declaration order after the validation pass, which
     keeps the plain model.
     """
@@ -452,10 +476,15 @@ class Optimization:
     Options: type = type(None)
     needs: tuple[str, ...] = ()
     needs_compiler: bool = False
+    precisions: tuple[str, ...] = ()
 
     def is_on(self, options: Any) -> bool:
         """Whether the options switch it on (default: the first key is truthy)."""
         return bool(getattr(options, dataclasses.fields(options)[0].name))
+
+    def switched_on(self, options: Any, precision: str) -> bool:
+        """Whether it is on in a run at `precision` with these options (see `precisions`)."""
+        return precision in self.precisions if self.precisions else self.is_on(options)
 
     def check(self, options: Any, run: Any, vendor: Any = None) -> None:
         """Checks across keys, when it is on: against the harness keys (`run`: benchmarks.config.RunConfig)

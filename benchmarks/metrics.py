@@ -25,7 +25,8 @@ BIN_TOKENS = 64
 # Repeated runs compare the passes themselves: run 1's whole also holds the warm-up and compile, later ones don't.
 THROUGHPUTS = ("p_val_pass", "p_val_core", "p_infer_pass", "p_infer_core")
 REPEAT_DESIGN = ("the validation and inference passes are repeated on the model built and compiled once; "
-                 "init and compile are not repeated; metrics are those of run 1")
+                 "init and compile are not repeated; metrics are those of run 1; at a lossy precision (fp8) only "
+                 "the inference pass is repeated (the plain model's weights were replaced after run 1's validation)")
 
 
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:

@@ -22,7 +22,8 @@ class Active:
 def active(declared: Sequence[Optimization], config: Config) -> list[Active]:
     """The declared optimizations the config switches on, in declaration order; one whose `needs` are not
     all on is inert and left out."""
-    on = {o.name for o in declared if o.is_on(config.optimizations[o.name])}
+    precision = config.run.effective_precision
+    on = {o.name for o in declared if o.switched_on(config.optimizations[o.name], precision)}
     return [Active(o, config.optimizations[o.name]) for o in declared if o.name in on and set(o.needs) <= on]
 
 

@@ -25,7 +25,7 @@ import torch
 from . import distributed, faults, metrics, optimizations, provenance, scenarios, verdict
 from .config import Config
 from .errors import BenchmarkError, one_line
-from .interfaces import Case, OptimizationContext, Vendor
+from .interfaces import Case, OptimizationContext, Vendor, is_lossy
 from .passes import HostBatch, PassRecord, plan_packs, run_pass
 from .registry import get_toolkit
 from .run_telemetry import RunTelemetry
@@ -269,7 +269,10 @@ class Run:
         for k in range(2, self.req.repeat + 1):
             label = f"repeat {k}/{self.req.repeat}"
             with self.spans.span("repeats", self.req.vendor.synchronize):
-                val = None if self.req.config.run.no_validation else self._pass(
+                # A lossy precision replaced the plain model's weights after run 1's validation pass: its
+                # validation pass cannot be repeated (metrics.REPEAT_DESIGN).
+                val = None if self.req.config.run.no_validation or is_lossy(self.req.config.run.effective_precision) \
+                    else self._pass(
                     "validation", model, batch, choice_ids, label=f"validation ({label})")
                 infer = self._pass("inference", fn, batch, choice_ids, label=f"inference ({label})")
             runs.append(metrics.repeat_run(k, val, infer, self.val, self.infer))
@@ -304,12 +307,14 @@ class Run:
                     "samples": mem.samples, **dict(mem.details)}
         r.toolkit_report = {"name": report.name, "recompiles": report.recompiles,
                             "graph_recordings": report.graph_recordings,
+                            "compile_cache": dict(report.compile_cache) if report.compile_cache else None,
                             "optimizations": list(report.optimizations), "details": dict(report.details),
                             "compile_fallback": compile_fallback}
         r.optimizations = list(report.optimizations) + optimizations.labels(self.active)
         r.model = self.model_info
         r.forwards = {rec.name: metrics.forwards(rec) for rec in (self.val, self.infer) if rec is not None}
-        r.packing = metrics.packing(self.infer, self.val, verdict.agreement_floor(cfg.synthetic_weights or req.smoke))
+        r.packing = metrics.packing(self.infer, self.val, verdict.agreement_floor(cfg.synthetic_weights or req.smoke,
+                                                                                  cfg.effective_precision))
         r.nonfinite_questions = {"validation": self.val.nonfinite_questions if self.val else None,
                                  "inference": self.infer.nonfinite_questions}
         deviations = getattr(req.case, "deviations", None)
@@ -322,7 +327,9 @@ class Run:
             deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
             graph_recordings=report.graph_recordings, scenario=req.config.scenario,
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
-            repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy))
+            repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy,
+            precision=cfg.effective_precision,
+            compile_cache=(report.compile_cache or {}).get("state")))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
                                              {"val": self.val, "infer": self.infer}, req.case.categories)
         r.throughput_by_length = metrics.throughput_by_length(

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -37,6 +38,12 @@ class InductorOptions:
         "right-pad each prompt to a multiple of this many tokens (0: off) so compiled shapes and CUDA graphs "
         "are reused; the scored position is unchanged (causal model) and throughput counts real tokens only",
         default=0, bounds=(0, 2**16, "0 (off) or up to 65536 tokens"),
+    )
+    compile_cache_dir: str | None = doc(
+        "folder of inductor's and Triton's compile caches (TORCHINDUCTOR_CACHE_DIR); null: torch's default "
+        "(/tmp/torchinductor_<user>), which later runs on the machine reuse. Compile time counts in p_infer_whole: "
+        "the result records whether the compile found the cache cold or warm (toolkit_report.compile_cache); an "
+        "empty folder here measures a cold compile", default=None,
     )
 
     def __post_init__(self) -> None:
@@ -134,6 +141,53 @@ def _graph_count() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
+# inductor's on-disk caches: the compiled graph (FX graph cache) and the AOT autograd artifacts around it
+_CACHE_COUNTERS = (("inductor", "fxgraph_cache_hit"), ("inductor", "fxgraph_cache_miss"),
+                   ("aot_autograd", "autograd_cache_hit"), ("aot_autograd", "autograd_cache_miss"))
+
+
+def cache_counts() -> dict[str, int]:
+    """torch's compile-cache hit and miss counters so far in this process (a public helper for toolkits)."""
+    from torch._dynamo.utils import counters
+
+    return {name: int(counters[group][name]) for group, name in _CACHE_COUNTERS}
+
+
+def cache_state(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, Any]:
+    """Whether the compiles between two `cache_counts()` found torch's on-disk caches cold or warm: "warm" (hits
+    only: the compile reused artifacts of an earlier run, so compile_time is not a cold compile), "cold" (misses
+    only), "partial" (both), "none" (no cache lookups: nothing was compiled, or the caches are off)."""
+    delta = {k: after[k] - before.get(k, 0) for k in after}
+    hits = delta["fxgraph_cache_hit"] + delta["autograd_cache_hit"]
+    misses = delta["fxgraph_cache_miss"] + delta["autograd_cache_miss"]
+    state = "partial" if hits and misses else "warm" if hits else "cold" if misses else "none"
+    import os
+
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return {"state": state, **delta, "dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir()}
+
+
+def timed_warmup(fn: ModelFn, shapes: Sequence[Sequence[int]], device: Any, synchronize: Any,
+                 repeats: int = 1) -> list[dict[str, Any]]:
+    """Call `fn` once (or `repeats` times) per shape, as the timed pass will (inference mode, fresh inputs), and
+    time each shape's calls (synchronized): the first calls hold the compile, the rest the warm-up proper. A
+    public helper for toolkits that compile on first call."""
+    out = []
+    with torch.inference_mode():
+        for call in shapes:
+            graphs = _graph_count()
+            start = time.perf_counter()
+            ids = torch.ones(1, sum(call), dtype=torch.int64, device=device)
+            last = torch.tensor(list(itertools.accumulate(call)), device=device) - 1
+            for _ in range(repeats):
+                fn(ids, last)
+            synchronize()
+            out.append({"tokens": sum(call), "prompts": len(call), "s": time.perf_counter() - start,
+                        "compiled": _graph_count() > graphs})
+    return out
+
+
 class Inductor:
     """torch.compile with the inductor backend, warmed up on every shape the run will see."""
 
@@ -143,6 +197,15 @@ class Inductor:
         self.options, self.vendor = options, vendor
         self._graphs_after_warmup = 0
         self._warm_shapes = 0
+        self._warmup_calls: list[dict[str, Any]] = []
+        self._cache: dict[str, Any] | None = None
+
+    def use_cache_dir(self) -> None:
+        """Point inductor's (and so Triton's) compile caches at `compile_cache_dir`, when it is set."""
+        if self.options.compile_cache_dir:
+            import os
+
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(self.options.compile_cache_dir).expanduser().resolve())
 
     def _compile_kwargs(self) -> dict[str, Any]:
         o = self.options
@@ -154,25 +217,24 @@ class Inductor:
         return kwargs
 
     def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
+        self.use_cache_dir()
+        before = cache_counts()
         compiled = self.wrap_compiled(torch.compile(model_fn, **self._compile_kwargs()))
         fn: ModelFn = compiled
         if self.options.pad_multiple > 1:
             fn = PadRight(compiled, self.options.pad_multiple, max_prompt=longest_prompt(warmup_calls) or None)
-        device = self.vendor.device()
         shapes = warmup_shapes(warmup_calls, self.options.pad_multiple, self.options.dynamo_dynamic)
         # Longest first: the allocator's first segments are then large enough for every later shape.
         # CUDA-graph modes record on a later call than the first, so they get two calls per shape.
-        repeats = 2 if self.uses_cudagraphs() else 1
-        with torch.inference_mode():
-            for call in shapes:
-                ids = torch.ones(1, sum(call), dtype=torch.int64, device=device)
-                last = torch.tensor(list(itertools.accumulate(call)), device=device) - 1
-                for _ in range(repeats):
-                    fn(ids, last)
-        self.vendor.synchronize()
+        self._warmup_calls = timed_warmup(fn, shapes, self.vendor.device(), self.vendor.synchronize,
+                                          2 if self.uses_cudagraphs() else 1)
+        self._cache = cache_state(before, cache_counts())
         self._warm_shapes = len(shapes)
         self._graphs_after_warmup = _graph_count()
-        log.info("inductor: warmed %d shapes, %d graphs", len(shapes), self._graphs_after_warmup)
+        compiling = sum(c["s"] for c in self._warmup_calls if c["compiled"])
+        log.info("inductor: warmed %d shapes, %d graphs; calls that compiled %.1f s, the rest %.1f s; compile cache "
+                 "%s (%s)", len(shapes), self._graphs_after_warmup, compiling,
+                 sum(c["s"] for c in self._warmup_calls) - compiling, self._cache["state"], self._cache["dir"])
         return fn
 
     @property
@@ -193,12 +255,17 @@ class Inductor:
         opts = []
         if o.pad_multiple > 1:
             opts.append(f"pad_multiple={o.pad_multiple}")
+        compiling = sum(c["s"] for c in self._warmup_calls if c["compiled"])
         return ToolkitReport(
             name=self.name,
             recompiles=_graph_count() - self._graphs_after_warmup,
             optimizations=tuple(opts),
             details={"compile_kwargs": {k: v for k, v in self._compile_kwargs().items()},
-                     "warmed_shapes": self._warm_shapes, "graphs": self._graphs_after_warmup},
+                     "warmed_shapes": self._warm_shapes, "graphs": self._graphs_after_warmup,
+                     "compiling_calls_s": compiling,
+                     "warmup_s": sum(c["s"] for c in self._warmup_calls) - compiling,
+                     "warmup_calls": list(self._warmup_calls)},
+            compile_cache=dict(self._cache) if self._cache else None,
         )
 
 
@@ -252,6 +319,8 @@ class ReferenceInductor(Inductor):
     warmup_forwards = 10  # benchmarks.scenarios.REFERENCE_WARMUP_FORWARDS
 
     def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
+        self.use_cache_dir()
+        self._cache_before = cache_counts()  # compiled lazily: the cache state is read after the pass
         self._graphs_at_prepare = _graph_count()
         mark = getattr(self, "mark_graph_baseline", None)  # a vendor class that counts CUDA graph recordings
         if mark is not None:
@@ -276,8 +345,9 @@ class ReferenceInductor(Inductor):
                                         "untimed_s": w.untimed_total_s if w else 0.0}}
         # Compiling inside the pass is the reference's design; what counts are graphs compiled after its
         # warm-up calls (a new prompt length under reduce-overhead is a new CUDA graph recording, not a compile).
+        cache = cache_state(self._cache_before, cache_counts()) if hasattr(self, "_cache_before") else None
         return ToolkitReport(name=self.name, recompiles=now - after, optimizations=base.optimizations, details=details,
-                             graph_recordings=base.graph_recordings)
+                             graph_recordings=base.graph_recordings, compile_cache=cache)
 
 
 def reference_toolkit(factory: Any) -> Any:

@@ -76,6 +76,13 @@ class LastTokenLM(nn.Module):
         self.max_prompt_tokens = max_prompt_tokens
         self.packed_attention = attention or packing.masked_attention
 
+    def quantize_fp8(self, fast_accum: bool = True) -> int:
+        """Precision fp8: the decoder's projections in float8 e4m3, per-row scales (see fp8.py); the embedding,
+        norms, rotary, attention and lm_head stay in the model's dtype. Returns the layers replaced."""
+        from . import fp8
+
+        return fp8.quantize_decoder(self.body, fast_accum)
+
     def fuse_projections(self) -> None:
         """One GEMM for q/k/v and one for gate/up in compiled graphs, weights shared (see fusion.py)."""
         fusion.fuse_projections(self.body)

@@ -70,6 +70,30 @@ class PruneLastLayer(Optimization):
 
 
 @dataclass(frozen=True)
+class Fp8Options:
+    fp8_fast_accum: bool = doc(
+        "precision fp8 only: the fp8 GEMMs use the device's fast accumulation (Hopper: no periodic promotion to "
+        "fp32 inside the tensor-core loop; torchao's inference default), faster and slightly less exact",
+        default=True,
+    )
+
+
+class Fp8Linears(Optimization):
+    """Precision fp8: after the validation pass (the plain model at fp16), the decoder's seven projections are
+    quantized to float8 e4m3 with per-row scales (fp8.py); on whenever the run's precision is fp8."""
+
+    name = "fp8_linears"
+    Options = Fp8Options
+    precisions = ("fp8",)
+
+    def apply(self, model: Any, options: Fp8Options, ctx: OptimizationContext) -> None:
+        model.quantize_fp8(options.fp8_fast_accum)
+
+    def labels(self, options: Fp8Options) -> list[str]:
+        return ["fp8_linears=e4m3 per-row" + (", fast accumulation" if options.fp8_fast_accum else "")]
+
+
+@dataclass(frozen=True)
 class FuseOptions:
     fuse_projections: bool = doc(
         "named optimization for the compiled inference pass: q/k/v and gate/up projections as one GEMM each "
@@ -87,5 +111,6 @@ class FuseProjections(Optimization):
         model.fuse_projections()
 
 
-# Applied in this order: packing first (pruning acts on packs), fusion last.
-OPTIMIZATIONS = (PackTokens(), PruneLastLayer(), FuseProjections())
+# Applied in this order: packing first (pruning acts on packs), fp8 before fusion (which fuses the fp8 weights
+# and their scales), fusion last.
+OPTIMIZATIONS = (PackTokens(), PruneLastLayer(), Fp8Linears(), FuseProjections())

@@ -13,7 +13,8 @@ import torch
 
 from benchmarks.config import RunConfig, fields_of, load_config
 from benchmarks.errors import BenchmarkError
-from benchmarks.interfaces import CASE_MEMBERS, Case, Optimization, OptimizationContext, Sample, Workload
+from benchmarks.interfaces import (CASE_MEMBERS, PRECISIONS, Case, Optimization, OptimizationContext, Sample, Workload,
+                                   is_lossy)
 from benchmarks.registry import case_config_root, get_case, get_vendor
 
 from fault_helpers import cli
@@ -68,6 +69,11 @@ def test_optimizations_are_declared_off_by_default_and_name_what_they_need(case:
     assert len(set(names)) == len(names)
     for opt in case.optimizations:
         assert isinstance(opt, Optimization) and opt.name
+        if opt.precisions:  # implements a lossy precision: on exactly at it, whatever its keys
+            assert set(opt.precisions) <= set(PRECISIONS) and all(is_lossy(p) for p in opt.precisions), opt.precisions
+            for p in PRECISIONS:
+                assert opt.switched_on(opt.Options(), p) is (p in opt.precisions), (opt.name, p)
+            continue
         assert dataclasses.fields(opt.Options), f"{opt.name}: Options has no key to switch it on"
         assert not opt.is_on(opt.Options()), f"{opt.name} is on by default; the reference runs without it"
         assert opt.is_on(switched_on(opt))
@@ -161,6 +167,33 @@ def test_packing_optimizations_score_each_prompt_as_alone(case: Case, config, da
         ids = torch.tensor([[t for s in samples for t in s.input_ids]])
         last = torch.tensor([len(s.input_ids) for s in samples]).cumsum(0) - 1
         torch.testing.assert_close(model(ids, last), alone, atol=1e-4, rtol=1e-4)
+
+
+def test_precision_optimizations_keep_the_model_contract(case: Case, config, data_dir: Path,
+                                                         workload: Workload) -> None:
+    """An optimization implementing a lossy precision (e.g. fp8) is applied after the validation pass to the plain
+    model built at that precision: the model keeps the ModelFn contract (last position, right padding ignored)
+    and its logits stay near the plain model's."""
+    lossy = [(o, p) for o in case.optimizations for p in o.precisions]
+    if not lossy:
+        pytest.skip(f"case '{case.name}' implements no lossy precision")
+    for opt, precision in lossy:
+        if not get_vendor("cpu").supports(precision):
+            pytest.skip(f"this torch cannot run {precision} on the host")
+        model = case.build_model(config.case, data_dir, precision=precision, device=torch.device("cpu"),
+                                 synthetic=False, seed=0)
+        s = workload.samples[0]
+        ids, last = torch.tensor([s.input_ids]), torch.tensor([len(s.input_ids) - 1])
+        with torch.inference_mode():
+            plain = model(ids, last).float()
+            opt.apply(model, opt.Options(), OptimizationContext(vendor=get_vendor("cpu"), precision=precision,
+                                                                longest_prompt=ids.shape[1]))
+            lowered = model(ids, last).float()
+            assert lowered.shape == plain.shape and torch.isfinite(lowered).all()
+            assert not torch.equal(lowered, plain), f"{opt.name} changed nothing at {precision}"
+            assert ((lowered - plain).norm() / plain.norm()).item() < 0.25
+            padded = torch.cat([ids, ids[:, :3]], dim=1)
+            torch.testing.assert_close(model(padded, last).float(), lowered, atol=1e-2, rtol=1e-2)
 
 
 def test_a_smoke_run_completes_through_the_cli(case: Case, smoke_cache: Path, tmp_path: Path) -> None:

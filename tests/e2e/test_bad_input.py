@@ -203,7 +203,7 @@ CASES: dict[str, Setup] = {
     "--set without =": _args("--set", "precision", needles=("--set 'precision'", "key=value")),
     "--set unknown key": _args("--set", "presicion=bf16", needles=("unknown key 'presicion'", "precision")),
     "--set mistyped": _args("--set", "few_shots=five", needles=("few_shots", "expects int", "five")),
-    "--set bad value": _args("--set", "precision=fp8", needles=("precision", "fp8", "fp16, bf16, fp32")),
+    "--set bad value": _args("--set", "precision=int4", needles=("precision", "int4", "fp16, bf16, fp32, fp8")),
     "--set flops refused": _args("--set", "flops=__import__('os')", needles=("flops", "cannot parse", "2*7e9")),
     "--set path escape": _args("--set", "weight_dir=../../etc", needles=("weight_dir", "leaves data_dir")),
     "--set control chars": _args("--set", "mmlu_dir=a\x00b", needles=("mmlu_dir", "control characters")),

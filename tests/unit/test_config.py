@@ -321,7 +321,7 @@ def test_non_string_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "line,key",
     [("batch_size: 2", "batch_size"), ("repeat: 3", "repeat"), ("log_freq: 0", "log_freq"),
-     ("precision: fp8", "precision"), ('flops: "2*"', "flops"), ('flops: "-1"', "flops")],
+     ("precision: int4", "precision"), ('flops: "2*"', "flops"), ('flops: "-1"', "flops")],
 )
 def test_value_checks_name_key_and_file(tmp_path: Path, line: str, key: str) -> None:
     root = make_root(tmp_path, vendor=line + "\n") if key != "flops" else make_root(
@@ -421,7 +421,7 @@ def test_malformed_set(shipped: Path, item: str, needle: str) -> None:
     assert needle in msg and "--set" in msg
 
 
-@pytest.mark.parametrize("item,key", [("batch_size=2", "batch_size"), ("precision=fp8", "precision"),
+@pytest.mark.parametrize("item,key", [("batch_size=2", "batch_size"), ("precision=int4", "precision"),
                                       ("flops=2**3", "flops"), ("few_shots=9", "few_shots"),
                                       ("dynamo_mode=fast", "dynamo_mode"), ("pad_multiple=-1", "pad_multiple"),
                                       ("pack_tokens=-1", "pack_tokens")])

@@ -39,11 +39,11 @@ def test_fusion_shares_the_weights_and_leaves_the_eager_model_unchanged() -> Non
     torch.testing.assert_close(after, before, atol=0, rtol=0)  # eager: the original forwards
     attn, mlp = model.body.layers[0].self_attn, model.body.layers[0].mlp
     assert type(attn).__name__ == "FusedLlamaAttention" and type(mlp).__name__ == "FusedLlamaMLP"
-    assert attn.qkv_weight.shape == (64 + 2 * 32, 64) and mlp.gate_up_weight.shape == (2 * 128, 64)
+    assert attn.qkv_proj.weight.shape == (64 + 2 * 32, 64) and mlp.gate_up_proj.weight.shape == (2 * 128, 64)
     # q/k/v and gate/up are views of the fused tensors: no extra memory
-    assert attn.k_proj.weight.untyped_storage().data_ptr() == attn.qkv_weight.untyped_storage().data_ptr()
-    assert mlp.up_proj.weight.untyped_storage().data_ptr() == mlp.gate_up_weight.untyped_storage().data_ptr()
-    assert torch.equal(attn.qkv_weight[64:96], attn.k_proj.weight)
+    assert attn.k_proj.weight.untyped_storage().data_ptr() == attn.qkv_proj.weight.untyped_storage().data_ptr()
+    assert mlp.up_proj.weight.untyped_storage().data_ptr() == mlp.gate_up_proj.weight.untyped_storage().data_ptr()
+    assert torch.equal(attn.qkv_proj.weight[64:96], attn.k_proj.weight)
     assert sum(p.numel() for p in model.parameters()) == numel
     assert len({p.untyped_storage().data_ptr() for p in model.parameters()}) == len(storages) - 2 * 3
 

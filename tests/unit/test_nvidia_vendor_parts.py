@@ -293,8 +293,23 @@ def test_unknown_device_has_no_peak(name):
 
 
 def test_unknown_precision_is_refused():
-    with pytest.raises(ValueError, match="fp8"):
-        lookup_peak("NVIDIA H100 80GB HBM3", "fp8", tf32=False)
+    with pytest.raises(ValueError, match="int4"):
+        lookup_peak("NVIDIA H100 80GB HBM3", "int4", tf32=False)
+
+
+@pytest.mark.parametrize("name,value", [("NVIDIA H100 80GB HBM3", 1978.9e12), ("NVIDIA H200", 1979e12),
+                                        ("NVIDIA H100 PCIe", 1513e12), ("NVIDIA H200 NVL", 1670.5e12),
+                                        ("NVIDIA L40S", 733e12), ("NVIDIA L4", 242.5e12)])
+def test_fp8_peaks_are_the_datasheets_dense_figures_and_twice_fp16_on_hopper(name, value):
+    peak = lookup_peak(name, "fp8", tf32=False)
+    assert peak.value == value and "fp8 tensor core" in peak.source
+    if "H1" in name or "H2" in name:
+        assert peak.value == pytest.approx(2 * lookup_peak(name, "fp16", tf32=False).value, rel=1e-3)
+
+
+def test_a_card_without_fp8_tensor_cores_has_no_fp8_peak():
+    peak = lookup_peak("NVIDIA A100-SXM4-80GB", "fp8", tf32=False)
+    assert peak.value is None and "no fp8 tensor cores" in peak.source
 
 
 def test_compiled_sdpa_cudnn_applies_only_while_the_toolkit_prepares(monkeypatch):

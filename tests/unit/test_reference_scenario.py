@@ -33,11 +33,11 @@ def test_reference_config_on_the_shipped_nvidia_yaml_is_the_reference_s() -> Non
     optimized, reference = _config("nvidia", "optimized"), _config("nvidia", "reference")
     assert optimized.scenario == "optimized" and reference.scenario == "reference"
     # The optimized scenario reads the nvidia YAML: optimizations on, its toolkit keys.
-    assert any(o.is_on(optimized.optimizations[o.name]) for o in CASE.optimizations)
+    assert any(o.switched_on(optimized.optimizations[o.name], 'fp16') for o in CASE.optimizations)
     assert optimized.vendor.pad_multiple == 128 and optimized.vendor.sdpa_cudnn is False
     # The reference scenario: every optimization at its default (off) ...
     for opt in CASE.optimizations:
-        assert not opt.is_on(reference.optimizations[opt.name]), opt.name
+        assert not opt.switched_on(reference.optimizations[opt.name], reference.run.effective_precision), opt.name
         assert reference.optimizations[opt.name] == opt.Options()
     # ... the vendor's Options at their dataclass defaults but for the reference vendor YAML's toolkit keys ...
     defaults = get_vendor("nvidia").Options()

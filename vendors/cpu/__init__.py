@@ -1,6 +1,7 @@
 """The CPU vendor: runs the whole case on the host; memory is the process's peak RSS."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import resource
@@ -38,6 +39,18 @@ class RssMonitor:
         return self._report
 
 
+@functools.cache
+def host_scaled_mm() -> bool:
+    """Whether this torch runs float8 GEMMs on the host (torch._scaled_mm with per-row scales; the CPU build of
+    torch 2.13 does), which precision fp8 needs."""
+    try:
+        a = torch.zeros(16, 16, dtype=torch.float8_e4m3fn)
+        torch._scaled_mm(a, a.t(), scale_a=torch.ones(16, 1), scale_b=torch.ones(1, 16), out_dtype=torch.float16)
+        return True
+    except (AttributeError, RuntimeError, TypeError, NotImplementedError):
+        return False
+
+
 class CpuVendor:
     name = "cpu"
     Options = CpuOptions
@@ -61,6 +74,8 @@ class CpuVendor:
         pass  # CPU kernels run synchronously: a returned op has finished.
 
     def supports(self, precision: str) -> bool:
+        if precision == "fp8":
+            return host_scaled_mm()
         return precision in PRECISIONS
 
     def memory_monitor(self) -> RssMonitor:

@@ -38,8 +38,9 @@ class NvidiaOptions(InductorOptions):
         default=None,
     )
     packed_attention: str = doc(
-        "attention kernel of packed prompts at fp16/bf16 (fp32 has one: memory-efficient attention): 'flash' "
-        "(flash attention 2, variable length) or 'cudnn' (cuDNN's ragged SDPA)",
+        "attention kernel of packed prompts at fp16/bf16/fp8 (fp32 has one: memory-efficient attention): 'flash' "
+        "(flash attention 2, variable length), 'fa4' (FlashAttention-4's variable-length forward, Hopper or newer, "
+        "the optional flash-attn-4 package: requirements-fa4.txt) or 'cudnn' (cuDNN's ragged SDPA)",
         default="flash",
     )
     expandable_segments: bool = doc(
@@ -97,6 +98,8 @@ class NvidiaVendor:
     def supports(self, precision: str) -> bool:
         if precision == "bf16":
             return torch.cuda.is_bf16_supported()
+        if precision == "fp8":  # e4m3 tensor cores and torch._scaled_mm: Ada (8.9) and Hopper (9.0) onwards
+            return torch.cuda.is_available() and torch.cuda.get_device_capability(self.device()) >= (8, 9)
         return precision in PRECISIONS
 
     def memory_monitor(self) -> NvmlMemoryMonitor:

@@ -6,7 +6,9 @@ the row holds half of it. Columns:
 
 * fp16: FP16/BF16 tensor cores (used for precision fp16 and bf16),
 * tf32: TF32 tensor cores (precision fp32 with TF32 matmuls enabled),
-* fp32: plain FP32 on the CUDA cores (precision fp32, TF32 off).
+* fp32: plain FP32 on the CUDA cores (precision fp32, TF32 off),
+* fp8: FP8 tensor cores (precision fp8, whose decoder GEMMs run in e4m3); None for a device without them
+  (Ampere and older: such a device cannot run precision fp8 at all, `NvidiaVendor.supports`).
 
 A device that is not in the table has no peak: `lookup_peak` then returns value None and says to set
 `peak_flops` in the vendor YAML. It never guesses from a similar name.
@@ -34,6 +36,7 @@ class PeakRow:
     tf32: float
     fp32: float
     source: str
+    fp8: float | None = None
 
 
 PEAKS: tuple[PeakRow, ...] = (
@@ -41,21 +44,29 @@ PEAKS: tuple[PeakRow, ...] = (
     PeakRow("A100", r"A100(-SXM4?-|-PCIE-| )\d+GB( PCIe)?", 312e12, 156e12, 19.5e12, _A100),
     # 'H100 80GB HBM3' is how the SXM5 part names itself. Whitepaper: 989.4 / 494.7 / 66.9
     # (datasheet: 1,979* / 989* / 67).
-    PeakRow("H100 SXM", r"H100 80GB HBM3", 989.4e12, 494.7e12, 66.9e12, _H100),
+    # FP8: whitepaper 1,978.9 dense (datasheet 3,958*).
+    PeakRow("H100 SXM", r"H100 80GB HBM3", 989.4e12, 494.7e12, 66.9e12, _H100, fp8=1978.9e12),
     # Whitepaper: 756 / 378 / 51.2 (datasheet: 1,513* / 756* / 51).
-    PeakRow("H100 PCIe", r"H100 PCIe", 756e12, 378e12, 51.2e12, _H100),
+    # FP8: whitepaper 1,513 dense (datasheet 3,026*).
+    PeakRow("H100 PCIe", r"H100 PCIe", 756e12, 378e12, 51.2e12, _H100, fp8=1513e12),
     # Datasheet (per GPU, 94GB part): FP16/BF16 1,671*, TF32 835*, FP32 60.
-    PeakRow("H100 NVL", r"H100 NVL", 835.5e12, 417.5e12, 60e12, _H100),
+    # FP8: datasheet 3,341*.
+    PeakRow("H100 NVL", r"H100 NVL", 835.5e12, 417.5e12, 60e12, _H100, fp8=1670.5e12),
     # H200 SXM: the H100 SXM compute with more memory. Datasheet: 1,979* / 989* / 67.
-    PeakRow("H200 SXM", r"H200", 989.4e12, 494.7e12, 66.9e12, _H200),
+    # FP8: datasheet 3,958*.
+    PeakRow("H200 SXM", r"H200", 989.4e12, 494.7e12, 66.9e12, _H200, fp8=1979e12),
     # Datasheet: FP16/BF16 1,671*, TF32 835*, FP32 60.
-    PeakRow("H200 NVL", r"H200 NVL", 835.5e12, 417.5e12, 60e12, _H200),
+    # FP8: datasheet 3,341*.
+    PeakRow("H200 NVL", r"H200 NVL", 835.5e12, 417.5e12, 60e12, _H200, fp8=1670.5e12),
     # Datasheet: FP16/BF16 362.05 | 733*, TF32 183 | 366*, FP32 91.6.
-    PeakRow("L40S", r"L40S", 362.05e12, 183e12, 91.6e12, "NVIDIA L40S GPU datasheet"),
+    # FP8: 733 | 1,466*.
+    PeakRow("L40S", r"L40S", 362.05e12, 183e12, 91.6e12, "NVIDIA L40S GPU datasheet", fp8=733e12),
     # Datasheet: FP16/BF16 181.05 | 362.1*, TF32 90.5 | 181*, FP32 90.5.
-    PeakRow("L40", r"L40", 181.05e12, 90.5e12, 90.5e12, "NVIDIA L40 GPU datasheet"),
+    # FP8: 362.1 | 724*.
+    PeakRow("L40", r"L40", 181.05e12, 90.5e12, 90.5e12, "NVIDIA L40 GPU datasheet", fp8=362.05e12),
     # Datasheet: FP16/BF16 242*, TF32 120*, FP32 30.3.
-    PeakRow("L4", r"L4", 121e12, 60e12, 30.3e12, "NVIDIA L4 Tensor Core GPU datasheet"),
+    # FP8: 485*.
+    PeakRow("L4", r"L4", 121e12, 60e12, 30.3e12, "NVIDIA L4 Tensor Core GPU datasheet", fp8=242.5e12),
     # Datasheet: FP16/BF16 125 | 250*, TF32 62.5 | 125*, FP32 31.2. (A10G is a different part.)
     PeakRow("A10", r"A10", 125e12, 62.5e12, 31.2e12, "NVIDIA A10 Tensor Core GPU datasheet"),
     # Datasheet: FP16/BF16 165 | 330*, TF32 82 | 165*, FP32 10.3.
@@ -89,7 +100,11 @@ def lookup_peak(device_name: str, precision: str, tf32: bool) -> PeakFlops:
     row = find_row(device_name)
     if row is None:
         return PeakFlops(None, f"unknown device {device_name!r}: set peak_flops in the vendor YAML")
-    if precision in ("fp16", "bf16"):
+    if precision == "fp8":
+        if row.fp8 is None:
+            return PeakFlops(None, f"{row.device} has no fp8 tensor cores ({row.source})")
+        column, value = "fp8 tensor core", row.fp8
+    elif precision in ("fp16", "bf16"):
         column, value = "fp16/bf16 tensor core", row.fp16
     elif tf32:
         column, value = "tf32 tensor core", row.tf32

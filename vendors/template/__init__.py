@@ -92,7 +92,9 @@ class TemplateVendor:
         pass
 
     def supports(self, precision: str) -> bool:
-        return precision in PRECISIONS
+        # fp8 needs float8 GEMMs (torch._scaled_mm) on the device: answer True for it only where they run
+        # (vendors/cpu checks the host; vendors/nvidia the compute capability).
+        return precision in PRECISIONS and precision != "fp8"
 
     def memory_monitor(self) -> RssMonitor:
         return RssMonitor()
