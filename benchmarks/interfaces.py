@@ -155,8 +155,8 @@ class ToolkitReport:
     details: Mapping[str, Any] = field(default_factory=dict)
     # CUDA graphs recorded after `prepare` returned; None when the toolkit records none or cannot tell.
     graph_recordings: int | None = None
-    # Whether the compile found on-disk compile caches cold or warm (benchmarks.toolkits.cache_state: "state"
-    # cold|warm|partial|none, the hit/miss counts, the cache folder); None when the toolkit compiles nothing.
+    # Whether the compile found inductor's on-disk FX graph cache cold or warm (benchmarks.toolkits.cache_state:
+    # "state" cold|warm|partial|none, the hit/miss counts, the cache folder); None when the toolkit compiles nothing.
     # A warm cache is reported, never hidden: compile time counts in p_infer_whole.
     compile_cache: Mapping[str, Any] | None = None
 

@@ -143,3 +143,56 @@ def test_without_a_validation_pass_the_predictions_are_not_compared():
     assert packing["same_predictions_as_validation"] is None
     assert any("not compared with the plain model (no validation pass)" in n for n in verdict["notes"])
     assert M.packing(record("inference", [1] * 10, 10), None, V.PACKING_MIN_SAME) is None  # no packs, no figures
+
+
+# ------------------------------------------------------------------------------------------------- fp8
+
+
+def lossy(val_acc: float, infer_acc: float, agreement: float, synthetic: bool = False, **kw) -> dict:
+    m = dataclasses.replace(metrics(val_acc), infer_acc=infer_acc, agreement=agreement)
+    return V.judge(dataclasses.replace(evidence(val_acc, synthetic=synthetic, **kw), metrics=m, precision="fp8",
+                                       optimizations=("fp8_linears=e4m3 per-row",)))
+
+
+@pytest.mark.parametrize("infer_acc, status", [(0.458, "VALID"), (0.4535, "VALID"), (0.4533, "INVALID"),
+                                               (0.40, "INVALID")])
+def test_fp8_with_real_weights_keeps_99_percent_of_its_own_fp16_accuracy(infer_acc, status):
+    """MLPerf Inference's rule: >= 99% of the plain model's accuracy (0.99 x 45.8% = 45.342%); predictions may
+    differ from the plain model's (here 93% agree), which the fp16 agreement rule would refuse."""
+    verdict = lossy(0.458, infer_acc, 0.93)
+    assert verdict["status"] == status, verdict
+    findings = verdict["notes"] if status == "VALID" else verdict["reasons"]
+    text = next(f for f in findings if f.startswith("precision fp8"))
+    assert f"infer_acc {100 * infer_acc:.2f}%" in text and "fp16 validation pass's 45.80%" in text
+    assert "MLPerf" in text and "93.00% of inference predictions equal" in text
+    assert not any("outside the reference" in r and "infer_acc" in r for r in verdict["reasons"])
+
+
+def test_fp8_validation_accuracy_still_has_to_be_the_reference_s():
+    verdict = lossy(0.40, 0.40, 0.95)
+    assert verdict["status"] == "INVALID" and any("val_acc 0.400" in r for r in verdict["reasons"])
+
+
+@pytest.mark.parametrize("same, status", [(0.96, "SPEED-ONLY"), (V.LOSSY_RANDOM_WEIGHTS_MIN_SAME, "SPEED-ONLY"),
+                                          (V.LOSSY_RANDOM_WEIGHTS_MIN_SAME - 0.01, "INVALID")])
+def test_fp8_with_random_weights_is_held_to_its_measured_agreement_floor(same, status):
+    verdict = lossy(0.0, 0.0, same, synthetic=True)
+    assert verdict["status"] == status
+    text = " ".join(verdict["notes"] + verdict["reasons"])
+    assert f"{100 * same:.2f}% of inference predictions equal the fp16 validation pass's" in text
+    assert f"required {100 * V.LOSSY_RANDOM_WEIGHTS_MIN_SAME:.0f}% with random weights" in text
+
+
+def test_the_agreement_floors_by_precision():
+    assert V.agreement_floor(False) == V.PACKING_MIN_SAME and V.agreement_floor(True) == V.RANDOM_WEIGHTS_MIN_SAME
+    assert V.agreement_floor(False, "fp8") is None  # the accuracy rule instead
+    assert V.agreement_floor(True, "fp8") == V.LOSSY_RANDOM_WEIGHTS_MIN_SAME
+    assert V.agreement_floor(True, "bf16") == V.RANDOM_WEIGHTS_MIN_SAME
+
+
+@pytest.mark.parametrize("state, noted", [("warm", True), ("partial", True), ("cold", False), ("none", False),
+                                          (None, False)])
+def test_a_warm_compile_cache_is_never_hidden(state, noted):
+    verdict = V.judge(evidence(compile_cache=state))
+    assert any(f"compile cache {state}" in n for n in verdict["notes"]) is noted
+    assert verdict["status"] == "VALID"  # reported, not judged: the reference's own runs reuse caches too
