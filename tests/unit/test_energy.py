@@ -312,3 +312,18 @@ def test_windows_pair_marks_and_drop_an_open_phase():
     block = metrics.energy_block(rec)
     assert block["phases"]["a"]["energy_j"] == 1.0 and "c" not in block["phases"]
     assert block["idle_power_w"] is None and block["phases"]["a"]["limit_shares"] is None
+
+
+def test_each_phase_reports_its_own_memory_peak_and_the_inference_pass_s_is_a_metric():
+    """precision fp8: the run's peak is the fp16 validation pass's, the fp8 inference pass's own peak is lower."""
+    samples = [TelemetrySample(t, power_w=100.0, mem_used_gib=m)
+               for t, m in ((0.5, 1.0), (1.5, 14.0), (2.5, 15.5), (3.5, 9.0), (4.5, 11.25), (5.5, 8.0))]
+    marks = [TelemetryMark(0.0, IDLE_PHASE), TelemetryMark(1.0, "validation"), TelemetryMark(3.0, "inference"),
+             TelemetryMark(5.0, None)]
+    record = TelemetryRecord("test", samples, marks, 1.0, 0.0)
+    block = metrics.energy_block(record)
+    assert block["phases"]["validation"]["max_mem_used_gib"] == 15.5
+    assert block["phases"]["inference"]["max_mem_used_gib"] == 11.25  # the sample after its end is not its
+    m = metrics.energy_metrics(block, None, SimpleNamespace(tokens=100, core_s=1.0, whole_s=2.0))
+    assert m["mem_infer_gib"] == 11.25
+    assert metrics.energy_metrics({"available": False, "reason": "none"}, None, None)["mem_infer_gib"] is None
