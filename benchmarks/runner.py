@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 from . import distributed, faults, metrics, optimizations, provenance, scenarios, verdict
+from .host_cpu import HostWait
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import Case, OptimizationContext, Vendor
@@ -67,6 +68,7 @@ class Run:
         self.req = req
         self.spans = Spans()
         self.telemetry = RunTelemetry(req.vendor, self.spans)  # energy/power per phase, timeline.png's clock
+        self.host_wait = HostWait()  # how long the host's load kept this process's threads from a CPU, per pass
         self.result: RunResult | None = None
         self.val: PassRecord | None = None
         self.infer: PassRecord | None = None
@@ -129,7 +131,7 @@ class Run:
             compile_fallback = None
             self.plan = plan_packs(batch.lengths, self.pack_tokens)  # the inference pass's forwards, planned once
             calls = [tuple(batch.lengths[i:j]) for i, j in self.plan]
-            with self.spans.span("compile", sync):
+            with self.spans.span("compile", sync), self.host_wait.measure("compile"):
                 # After the validation pass, which keeps the plain model.
                 optimizations.apply_all(model, self.active, OptimizationContext(
                     vendor=vendor, precision=precision, longest_prompt=max(batch.lengths, default=1)))
@@ -252,8 +254,9 @@ class Run:
             if stream and self.dist.is_main else None
         packed = name == "inference"
         distributed.barrier(self.dist, f"the {label or name} pass")
-        rec = run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
-                       self.pack_tokens if packed else 0, self.plan if packed else None)
+        with self.host_wait.measure(label or name):
+            rec = run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
+                           self.pack_tokens if packed else 0, self.plan if packed else None)
         if stream:  # run 1's passes
             self.local[name] = rec
         if not self.dist.active:
@@ -297,6 +300,7 @@ class Run:
         self.computed = m
         r.status = "completed"
         r.energy = metrics.energy_block(self.telemetry.record, self.telemetry.reason)
+        r.host_cpu_wait = self.host_wait.record()
         r.metrics = {**m.as_dict(), **metrics.energy_metrics(r.energy, self.val, self.infer)}
         r.phases_s = dict(self.spans.seconds)
         r.peak_flops = {"value": peak.value, "source": peak.source}
