@@ -35,7 +35,7 @@ class _ArgParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _ArgParser(prog="run_benchmark.py", description="FlagPerf-style LLM inference benchmark",
-                   epilog="subcommands on earlier results: compare-results, compare-predictions, plot "
+                   epilog="subcommands on earlier results: compare-results, compare-predictions, plot, history-add "
                           "(run_benchmark.py SUBCOMMAND --help)")
     p.add_argument("--case", default="llama2_7b_mmlu", help="case name (default: llama2_7b_mmlu)")
     p.add_argument("--vendor", default=None, help="vendor name (default: nvidia when CUDA is present, else cpu)")
@@ -192,6 +192,37 @@ def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:
     exc.add_note(f"status {run_.result.status} recorded in {where}")
 
 
+def _history_row_of_end(history_path: Path | None, run_: Any, exc: BaseException, output_dir: Path) -> None:
+    """A failed or interrupted night is a --history row too (status, error line, run folder), so a report's
+    latest night is the one that really ran last. A row that cannot be appended is a note, never the error."""
+    if history_path is None or run_.result is None or run_.result.status not in ("failed", "interrupted"):
+        return
+    from .reporting import history
+
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        data = run_.result.as_dict()
+        if any(r.get("result_dir") == str(output_dir) and r.get("start_time") == data.get("start_time")
+               for r in _history_rows(history_path)):
+            return  # the completed row went in before the interruption; the report shows the run's folder
+        history.append_history(history_path, data, output_dir)
+        exc.add_note(f"{run_.result.status} night recorded in {history_path}")
+    except (BenchmarkError, OSError) as err:
+        exc.add_note(f"history row NOT appended to {history_path} ({one_line(err, 300)})")
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+
+
+def _history_rows(path: Path) -> list[dict[str, Any]]:
+    from .reporting import history
+
+    try:
+        return history.read_history(path) if path.is_file() else []
+    except BenchmarkError:
+        return []
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -317,6 +348,7 @@ def run(argv: list[str]) -> int:
             if ctx.active and run_.result is not None and run_.result.distributed is not UNSET:
                 run_.result.distributed["ranks_at_end"] = distributed.end_states(ctx)
             _record_end(run_, exc, output_dir)
+            _history_row_of_end(args.history, run_, exc, output_dir)
         raise exc
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -328,6 +360,7 @@ def run(argv: list[str]) -> int:
         return after_run(result, output_dir, baseline, args.history)  # table, gate, history, files; exit 0 or 1
     except KeyboardInterrupt as exc:  # during the final writes: the result files must not claim completion
         _record_end(run_, exc, output_dir)
+        _history_row_of_end(args.history, run_, exc, output_dir)
         raise
 
 

@@ -97,12 +97,28 @@ def test_html_report_is_self_contained(hist: Path, tmp_path: Path) -> None:
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
     assert len(images) == 3 and all(base64.b64decode(i)[:8] == PNG_MAGIC for i in images)
     refs = re.findall(r'(?:src|href)="([^"]+)"', text)
-    assert not [r for r in refs if not r.startswith(("data:image/png;base64,", "file://"))]  # no network
+    # no network: inlined charts, and the run folders, which sit beside the report's folder, linked relatively
+    # (so the links work inside a CI artifact of report/ and runs/; before, they were file:// URIs)
+    assert not [r for r in refs if not r.startswith(("data:image/png;base64,", "../runs/"))]
     assert "<script" not in text and "<link" not in text
     # newest first: the --limit run is the latest; the regressed night is marked, its folder linked
     assert text.index("limit 2") < text.index(">2026-11-02T02:00:00+00:00<")
     assert text.count('<tr class="regression">') == 1  # its row in "all runs"; the latest run has no gate
-    assert (tmp_path / "runs" / "night2").as_uri() in text and "1 gated run(s) with a regression" in text
+    assert 'href="../runs/night2"' in text and "1 gated run(s) with a regression" in text
+    assert (page.parent / "../runs/night2/result.json").resolve().is_file()  # the link resolves from the page
+
+
+def test_html_links_a_run_folder_elsewhere_by_its_file_uri(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "run1"
+    rows = [{**_row_of(_result("2026-11-01T02:00:00+00:00", 1000.0)), "result_dir": str(elsewhere)}]
+    text = html_report.render(rows, [], tmp_path / "h.csv", tmp_path / "site" / "report")
+    assert f'href="{elsewhere.as_uri()}"' in text
+
+
+def _row_of(result: dict[str, Any]) -> dict[str, Any]:
+    row = history.row(result)
+    return {k: (float(v) if k in history.NUMERIC_COLUMNS and v else None if k in history.NUMERIC_COLUMNS else v)
+            for k, v in row.items()}
 
 
 def test_html_latest_run_shows_its_gate_rows(hist: Path, tmp_path: Path) -> None:
