@@ -94,6 +94,7 @@ def _setup_logging(output_dir: Path, quiet: bool, rank: int = 0) -> None:
     root.addHandler(fh)
     sh = logging.StreamHandler(sys.stderr)
     sh.setLevel(logging.WARNING if quiet else logging.INFO)
+    sh.addFilter(lambda record: not getattr(record, "file_only", False))  # e.g. Finish Info: stdout has it
     if rank != 0:  # rank 0 speaks for the run; the others' lines are in run.log.rank<N>
         sh.setLevel(logging.CRITICAL)
     sh.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
@@ -292,6 +293,8 @@ def run(argv: list[str]) -> int:
     vendor = get_vendor(vendor_name)
     config = load_config(case_config_root(args.case, args.config_dir), case, vendor_name, vendor.Options,
                          args.overrides, vendor_home=vendor_home(vendor_name), scenario=args.scenario)
+    if args.scenario == scenarios.REFERENCE:
+        config = _reference_compiler(config, vendor, vendor_name)
     where = f"from {vendor_home(vendor_name) or 'an entry point'}"
     vendor_call(vendor_name, where, "configure()", vendor.configure, distributed.device_options(config.vendor, ctx))
     if not vendor_call(vendor_name, where, "is_available()", vendor.is_available):
@@ -362,6 +365,23 @@ def run(argv: list[str]) -> int:
         _record_end(run_, exc, output_dir)
         _history_row_of_end(args.history, run_, exc, output_dir)
         raise
+
+
+def _reference_compiler(config: Any, vendor: Any, vendor_name: str) -> Any:
+    """The reference's `compiler` (configurations.yaml: inductor) as this vendor's compiling toolkit, whatever
+    its name (benchmarks.toolkits.reference_compiler); config_sources says so when it was renamed."""
+    import dataclasses
+
+    from .registry import vendor_call
+    from .toolkits import reference_compiler
+
+    factories = vendor_call(vendor_name, "its toolkits()", "toolkits()", vendor.toolkits)
+    name = reference_compiler(factories, config.run.compiler)
+    if name == config.run.compiler:
+        return config
+    sources = {**config.sources, "compiler": f"{scenarios.SOURCE} (vendor {vendor_name}'s compiling toolkit for "
+                                             f"the reference's {config.run.compiler!r})"}
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, compiler=name), sources=sources)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

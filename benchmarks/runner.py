@@ -128,34 +128,18 @@ class Run:
             self._phase_done("init")
             if not cfg.no_validation:
                 self._validation(model, batch, workload.choice_ids)
-            compile_fallback = None
-            self.plan = plan_packs(batch.lengths, self.pack_tokens)  # the inference pass's forwards, planned once
-            calls = [tuple(batch.lengths[i:j]) for i, j in self.plan]
-            with self.spans.span("compile", sync), self.host_wait.measure("compile"):
-                # After the validation pass, which keeps the plain model.
-                optimizations.apply_all(model, self.active, OptimizationContext(
-                    vendor=vendor, precision=precision, longest_prompt=max(batch.lengths, default=1)))
-                try:
-                    fn = toolkit.prepare(model, calls)
-                except (BenchmarkError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # a toolkit failure is a run failure unless fallback is allowed
-                    if not cfg.allow_compile_fallback:
-                        raise
-                    compile_fallback = f"{type(exc).__name__}: {one_line(exc, 300)}"
-                    log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
-                    fn = model
-            self._phase_done("compile")
-            # A compile fallback runs the plain model: no toolkit padding then.
-            pad_multiple = getattr(toolkit, "pad_multiple", 1) if fn is not model else 1
-            self.flops = self._executed_flops(pad_multiple, model, calls)
-            with self.spans.span("inference", sync):
-                self.infer = self._pass("inference", fn, batch, workload.choice_ids, stream=True)
+            if scenarios.skips_inference(req.config.scenario, cfg.compiler):
+                fn, compile_fallback = model, None
+                log.info("inference pass skipped: compiler none in the reference scenario (the reference runs no "
+                         "inference pass without a compiler)")
+            else:
+                fn, compile_fallback = self._toolkit_pass(toolkit, model, batch, workload)
             if self.dist.is_main:
                 files.write_predictions(req.output_dir, self.samples, self.val, self.infer)
                 files.drop_stream(req.output_dir)  # predictions.jsonl now holds it all
             e2e = time.perf_counter() - e2e_start  # run 1 only: --repeat's extra passes are not in it
-            self._phase_done("inference")
+            if self.infer is not None:
+                self._phase_done("inference")
             if req.repeat > 1:
                 self._repeat_passes(model, fn, batch, workload.choice_ids)
         ranks = distributed.gather(self.dist, "rank figures", self._rank_figures(e2e, monitor.report()))
@@ -166,6 +150,36 @@ class Run:
         self._reference_record(self.computed.e2e_time)
         files.write_run_files(req.output_dir, self.result, self.telemetry.timeline)
         return self.result
+
+    def _toolkit_pass(self, toolkit: Any, model: Any, batch: HostBatch, workload: Any) -> tuple[Any, str | None]:
+        """The named optimizations and the toolkit's compile and warm-up (the compile phase), then the timed
+        inference pass; returns the callable it ran and the compile fallback (None: the toolkit's callable)."""
+        req, cfg, sync = self.req, self.req.config.run, self.req.vendor.synchronize
+        vendor, precision = req.vendor, cfg.effective_precision
+        compile_fallback = None
+        self.plan = plan_packs(batch.lengths, self.pack_tokens)  # the inference pass's forwards, planned once
+        calls = [tuple(batch.lengths[i:j]) for i, j in self.plan]
+        with self.spans.span("compile", sync), self.host_wait.measure("compile"):
+            # After the validation pass, which keeps the plain model.
+            optimizations.apply_all(model, self.active, OptimizationContext(
+                vendor=vendor, precision=precision, longest_prompt=max(batch.lengths, default=1)))
+            try:
+                fn = toolkit.prepare(model, calls)
+            except (BenchmarkError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a toolkit failure is a run failure unless fallback is allowed
+                if not cfg.allow_compile_fallback:
+                    raise
+                compile_fallback = f"{type(exc).__name__}: {one_line(exc, 300)}"
+                log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
+                fn = model
+        self._phase_done("compile")
+        # A compile fallback runs the plain model: no toolkit padding then.
+        pad_multiple = getattr(toolkit, "pad_multiple", 1) if fn is not model else 1
+        self.flops = self._executed_flops(pad_multiple, model, calls)
+        with self.spans.span("inference", sync):
+            self.infer = self._pass("inference", fn, batch, workload.choice_ids, stream=True)
+        return fn, compile_fallback
 
     def _mine(self) -> list[Any]:
         """This rank's samples (all of them in a single-process run)."""
@@ -205,14 +219,15 @@ class Run:
         return {} if path == "direct" else {"load_path": path}
 
     def _reference_record(self, e2e: float) -> None:
-        """The reference's final record, in result.json and as the one `Finish Info: {...}` line of run.log that
-        FlagPerf's collector reads (it parses the text from the first '{' with ast.literal_eval)."""
+        """The reference's final record, in result.json and as the one `Finish Info: {...}` line of run.log (and
+        of stdout) that FlagPerf's collector reads (it parses the text from the first '{' with ast.literal_eval)."""
         req, cfg = self.req, self.req.config.run
         self.result.reference_record = metrics.reference_record(
             vendor=req.vendor.name, compiler=cfg.compiler, precision=cfg.effective_precision,
             batch_size=cfg.batch_size, flops_per_token=cfg.flops_per_token, e2e_s=e2e, val=self.val, infer=self.infer,
             labels=[s.label for s in self.samples], computed=self.computed)
-        log.info("Finish Info: %r", self.result.reference_record)
+        # run.log only: the summary prints the same line on stdout, also with --quiet (benchmarks.reporting.summary)
+        log.info("Finish Info: %r", self.result.reference_record, extra={"file_only": True})
 
     @staticmethod
     def _executed_flops(pad_multiple: int, model: Any,
@@ -274,7 +289,8 @@ class Run:
             with self.spans.span("repeats", self.req.vendor.synchronize):
                 val = None if self.req.config.run.no_validation else self._pass(
                     "validation", model, batch, choice_ids, label=f"validation ({label})")
-                infer = self._pass("inference", fn, batch, choice_ids, label=f"inference ({label})")
+                infer = None if self.infer is None else self._pass("inference", fn, batch, choice_ids,
+                                                                   label=f"inference ({label})")
             runs.append(metrics.repeat_run(k, val, infer, self.val, self.infer))
             self.result.repeat = metrics.summarize_repeats(runs, self.req.repeat)
             self._phase_done(f"repeat_{k}")
@@ -296,7 +312,9 @@ class Run:
                             flops_per_token=cfg.flops_per_token, peak=peak, memory=mem,
                             compile_s=self.spans.seconds.get("compile"),
                             val_warmup_s=self.spans.seconds.get("val_warmup"),
-                            executed_flops=self.flops[0], padding_flops=self.flops[1])
+                            executed_flops=self.flops[0], padding_flops=self.flops[1],
+                            prepare_in_whole=scenarios.prepare_in_whole(req.config.scenario),
+                            nominal_unfit=self._nominal_flops_unfit())
         self.computed = m
         r.status = "completed"
         r.energy = metrics.energy_block(self.telemetry.record, self.telemetry.reason)
@@ -315,7 +333,7 @@ class Run:
         r.forwards = {rec.name: metrics.forwards(rec) for rec in (self.val, self.infer) if rec is not None}
         r.packing = metrics.packing(self.infer, self.val, verdict.agreement_floor(cfg.synthetic_weights or req.smoke))
         r.nonfinite_questions = {"validation": self.val.nonfinite_questions if self.val else None,
-                                 "inference": self.infer.nonfinite_questions}
+                                 "inference": self.infer.nonfinite_questions if self.infer else None}
         deviations = getattr(req.case, "deviations", None)
         r.verdict = verdict.judge(verdict.Evidence(
             smoke=req.smoke, limit=req.limit, synthetic_weights=cfg.synthetic_weights,
@@ -332,6 +350,20 @@ class Run:
         r.throughput_by_length = metrics.throughput_by_length(
             [len(s.input_ids) for s in self.samples],
             {rec.name: rec.core_s_each for rec in (self.val, self.infer) if rec is not None})
+
+    def _nominal_flops_unfit(self) -> str | None:
+        """Why the configured `flops` per token (the case's model's) do not fit this run's model, or None. The
+        case's optional `architecture` (its model's shape) against the model's own `architecture()`: a smoke
+        model or a shrunk one would otherwise report an MFU of thousands of percent."""
+        expected, got = getattr(self.req.case, "architecture", None), self.model_info
+        if not isinstance(expected, dict) or not got:
+            return None
+        differ = [f"{k}={got.get(k)} (case: {v})" for k, v in expected.items() if got.get(k) != v]
+        if not differ:
+            return None
+        return (f"the configured flops ({self.req.config.run.flops} per token) describe the case's model, not this "
+                f"one ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}); mfu_executed counts this "
+                "model's own FLOPs")
 
     def _out_of_memory(self, exc: torch.OutOfMemoryError) -> faults.DeviceOutOfMemory:
         cfg = self.req.config.run

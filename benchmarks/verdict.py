@@ -174,6 +174,16 @@ def ranks_agree(e: Evidence) -> Iterator[Finding]:
 def mfu_reported(e: Evidence) -> Iterator[Finding]:
     if e.peak.value is None:
         yield note(f"MFU not reported: {e.peak.source}")
+    elif e.metrics.mfu is None and e.metrics.mfu_reason:
+        yield note(f"MFU not reported: {e.metrics.mfu_reason}")
+
+
+def inference_pass_ran(e: Evidence) -> Iterator[Finding]:
+    """The case is measured by its inference pass: a run without one (compiler none in the reference
+    scenario, as the reference without a compiler) reports the validation pass only."""
+    if not any(p.name == "inference" for p in e.passes):
+        yield reason("no inference pass (compiler none in the reference scenario: the reference runs none "
+                     "without a compiler); p_infer_* and infer_acc are null")
 
 
 def slowed_down(e: Evidence) -> Iterator[Finding]:
@@ -195,6 +205,7 @@ def energy_source(e: Evidence) -> Iterator[Finding]:
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
     smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs,
     checked_predictions, accuracy_band, plausible_numbers, ranks_agree, mfu_reported, slowed_down, energy_source,
+    inference_pass_ran,
 )
 
 

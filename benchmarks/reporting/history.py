@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import BenchmarkError
+from ..host_cpu import wait_share
 from . import noise
 from .atomic import atomic_write_text
 
@@ -106,6 +107,9 @@ COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
     ("error", lambda r: _error_line(r.get("error"))),
     # a night's figure for the gate's noise rule: the median over its --repeat runs (null without --repeat)
     *((f"{m}_median", _median(m)) for m in MEDIAN_METRICS),
+    # the share of runnable time the timed passes' threads waited for a CPU: a busy host's night is not evidence
+    # of this machine's normal (benchmarks.reporting.noise)
+    ("host_wait_share", lambda r: wait_share(r.get("host_cpu_wait"), ("validation", "inference"))),
 )
 ERROR_CHARS = 300  # a history cell holds the error's first line, cut to this length
 
@@ -126,6 +130,7 @@ NUMERIC_COLUMNS = frozenset({
     "val_choice_acc", "infer_choice_acc", "agreement", "mem_used_gib", "mem_total_gib", "compile_time",
     "e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core", "avg_power_w", "idle_power_w",
     "p_val_pass", "p_infer_pass", "mfu_executed", "world_size", *(f"{m}_median" for m in MEDIAN_METRICS),
+    "host_wait_share",
 })
 
 

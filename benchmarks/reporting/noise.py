@@ -8,7 +8,7 @@ scaled by each run's p_infer_core), else its value; a --history row keeps it (`<
 
 1. Reference and noise sigma (relative):
    a. a result.json baseline and at least HISTORY_MIN good nights of this workload in --history (completed, no
-      regression; the last HISTORY_NIGHTS of them), TorchBench's way: the reference is the median of their
+      regression, a host not busy; the last HISTORY_NIGHTS of them), TorchBench's way: the reference is the median of their
       figures (the baseline is a single night, the median of ten a far better estimate of this machine's
       normal); sigma = 1.4826 x MAD / median x sqrt(1 + pi / (2 n)), one night's noise around a median of n;
    b. a YAML baseline (stated expectations) with such a history: its value; sigma = 1.4826 x MAD / median;
@@ -16,12 +16,15 @@ scaled by each run's p_infer_core), else its value; a --history row keeps it (`<
       error of a side's median (1.4826 x MAD / median x sqrt(pi / (2 n)); a side without repeats counts as
       noisy as the other); and while the history is short, with repeats on a side, the allowed drop is at least
       BOOTSTRAP x the tolerance: the night-to-night noise is not known yet.
-2. The host's load: explained = 1 - (1 - c_run) / (1 - c_base), c the share of runnable time the passes'
-   threads waited for a CPU (benchmarks.host_cpu; a baseline without the record, or the history, counts as
-   idle); never negative: the load excuses a drop, it never makes one.
+2. The host's load: c, the share of runnable time the passes' threads waited for a CPU (benchmarks.host_cpu);
+   explained = 1 - (1 - c_run) / (1 - c_base) (a baseline without the record, or the history, counts as idle),
+   never negative: the load excuses a drop, it never makes one. Over HOST_BUSY the host was oversubscribed and
+   slows a run by more than the wait (caches, memory bandwidth, SMT siblings): nothing is judged, and such a
+   night stays out of the history's nights.
 3. The verdict, drop = the relative shortfall against the reference:
-   drop <= tol: ok (better when it gains more than tol); drop - explained > max(floor, Z x sigma): REGRESSION;
-   otherwise `noisy`: "noise too high to judge" (gate status NOISY, exit 0).
+   drop <= tol: ok (better when it gains more than tol); c_run > HOST_BUSY: noisy;
+   drop - explained > max(floor, Z x sigma): REGRESSION; otherwise `noisy`: "noise too high to judge" (gate
+   status NOISY, exit 0).
 Without repeats, history or host record on either side, sigma and explained are 0 and the rule is the fixed
 tolerance it always was.
 """
@@ -38,6 +41,10 @@ HISTORY_NIGHTS = 10  # the last K good nights of the workload in --history
 HISTORY_MIN = 5  # fewer than this: the history says nothing about the noise
 MAD_TO_SIGMA = 1.4826  # MAD x this = the standard deviation, for normal noise
 BOOTSTRAP = 2.0  # repeats but a short history: a drop under this x tolerance is not judged
+# A host this busy (the passes' threads waited for a CPU this share of their runnable time) slows a run by more
+# than the wait itself (shared caches, memory bandwidth, SMT siblings): its throughputs are not judged, and
+# such a night does not enter the history's estimate of this machine's normal.
+HOST_BUSY = 0.10
 
 # metric -> (pass prefixes of its host wait share, how its --repeat samples are made)
 JUDGED: Mapping[str, tuple[tuple[str, ...], str]] = {
@@ -104,7 +111,7 @@ def history_figures(rows: Sequence[Mapping[str, Any]], series: str, case: Any, m
     good = []
     for r in rows:
         if (r.get("status") != "completed" or str(r.get("gate") or "").upper() == "REGRESSION"
-                or r.get("case") != case or series_of(r) != series):
+                or r.get("case") != case or series_of(r) != series or (r.get("host_wait_share") or 0.0) > HOST_BUSY):
             continue
         value = r.get(f"{metric}_median") if _positive(r.get(f"{metric}_median")) else r.get(metric)
         if _positive(value):
@@ -168,6 +175,8 @@ def judge(row: dict[str, Any], tol: float, run: Mapping[str, Any], base: Mapping
                host_wait={"run": c_run, "baseline": c_base}, explained=explained or None)
     if drop <= tol + 1e-12:
         row["verdict"] = "better" if -drop > tol + 1e-12 else "ok"
+    elif (c_run or 0.0) > HOST_BUSY:
+        row["verdict"] = "noisy"  # the host was oversubscribed: no drop can be told from its load
     elif drop - explained > allowed + 1e-12:
         row["verdict"] = "REGRESSION"
     else:
@@ -182,8 +191,11 @@ def why_noisy(row: Mapping[str, Any]) -> str:
         sigma = "" if row.get("noise") is None else f"sigma {100 * row['noise']:.1f}% "
         parts.append(f"its noise ({sigma}from {'; '.join(row['noise_from'])}) lets only a drop beyond "
                      f"{100 * row['allowed']:.1f}% be judged")
-    if row.get("explained"):
-        hw = row["host_wait"]
+    hw = row.get("host_wait") or {}
+    if (hw.get("run") or 0.0) > HOST_BUSY:
+        parts.append(f"the host was busy: the passes' threads waited for a CPU {100 * hw['run']:.0f}% of their "
+                     f"runnable time (over {100 * HOST_BUSY:.0f}%, a drop cannot be told from the load)")
+    elif row.get("explained"):
         base = "n/a" if hw.get("baseline") is None else f"{100 * hw['baseline']:.0f}%"
         parts.append(f"the host's load explains {100 * row['explained']:.1f}% (threads waited for a CPU "
                      f"{100 * hw['run']:.0f}% of the time, reference {base})")
