@@ -3,8 +3,9 @@
 Throughput and MFU: lower than baseline by more than the relative tolerance is a regression. Accuracy:
 lower by more than the absolute tolerance (fraction, 0.01 = 1 point). Memory and times: higher by more than
 the relative tolerance. Better-than-baseline never fails. A metric missing on either side is listed as missing,
-not gated. Runs of another workload are refused unless allowed (benchmarks.reporting.comparable). Format and defaults:
-docs/baselines.md.
+not gated. Throughputs, MFU and tokens per joule are judged against their noise (benchmarks.reporting.noise):
+a drop the noise explains is `noisy`, and the gate's status NOISY (exit 0), not a regression. Runs of another
+workload are refused unless allowed (benchmarks.reporting.comparable). Format and defaults: docs/baselines.md.
 """
 from __future__ import annotations
 
@@ -367,7 +368,9 @@ def _fmt_tol(r: Mapping[str, Any]) -> str:
     sign = "-" if r["direction"] == "higher_is_better" else "+"
     allowed = r.get("allowed")
     if r["change_kind"] == "rel" and allowed is not None and allowed > r["tolerance"] + 1e-12:
-        return f"{sign}{100 * allowed:.1f}% ({noise.Z:g} sigma)"  # widened by the measured noise
+        sigma = r.get("noise")
+        why = f"{noise.Z:g} sigma" if sigma is not None and abs(allowed - noise.Z * sigma) < 1e-9 else "short history"
+        return f"{sign}{100 * allowed:.1f}% ({why})"  # widened by the measured noise, or while it is unknown
     if r["change_kind"] == "rel":
         return f"{sign}{100 * r['tolerance']:.1f}%"
     if METRIC_KIND[r["metric"]] in ("accuracy", "mfu"):

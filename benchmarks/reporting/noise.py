@@ -165,7 +165,8 @@ def judge(row: dict[str, Any], tol: float, run: Mapping[str, Any], base: Mapping
             sources.append(f"history of {len(history)} < {HISTORY_MIN} nights: at least {BOOTSTRAP:g} x tolerance")
     prefixes = JUDGED[metric][0]
     c_run = wait_share(run.get("host_cpu_wait"), prefixes)
-    c_base = wait_share((base or {}).get("host_cpu_wait"), prefixes) if row.get("reference", "baseline") == "baseline" else None
+    against_baseline = row.get("reference", "baseline") == "baseline"
+    c_base = wait_share((base or {}).get("host_cpu_wait"), prefixes) if against_baseline else None
     explained = explained_share(c_run, c_base)
     allowed = max(floor, Z * sigma) if sigma is not None else floor
     change = (now - reference) / abs(reference) if reference else 0.0

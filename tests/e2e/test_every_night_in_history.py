@@ -79,7 +79,8 @@ def _rows(tmp_path: Path) -> list[dict[str, Any]]:
     night2.mkdir(parents=True)
     gate = {"status": "REGRESSION", "rows": [
         {"metric": "p_infer_core", "baseline": 1234.56789, "now": 987.654321, "change": -0.19999, "change_kind": "rel",
-         "tolerance": 0.05, "allowed": 0.0712345, "direction": "higher_is_better", "verdict": "REGRESSION"},
+         "tolerance": 0.05, "allowed": 0.0712345, "noise": 0.0712345 / 3, "direction": "higher_is_better",
+         "verdict": "REGRESSION"},
         {"metric": "mfu", "baseline": None, "now": None, "change": None, "change_kind": "rel", "tolerance": 0.05,
          "allowed": None, "direction": "higher_is_better", "verdict": "missing"},
         {"metric": "infer_acc", "baseline": 0.45678, "now": 0.4, "change": -0.05678, "change_kind": "abs",

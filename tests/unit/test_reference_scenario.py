@@ -221,6 +221,25 @@ def test_reference_scenario_compiles_with_the_vendors_compiling_toolkit_whatever
         reference_compiler({"inductor2": Eager, "acme_compile": AcmeCompile, "inductor": AcmeCompile}, "x")
 
 
+def test_reference_config_takes_the_vendors_compiling_toolkit_and_says_so() -> None:
+    from benchmarks.cli import _reference_compiler
+
+    class AcmeCompile(Inductor):
+        name = "acme_compile"
+
+    class Acme:
+        def toolkits(self):
+            return {"none": Eager, "acme_compile": AcmeCompile}
+
+    config = _config("cpu", "reference")
+    assert config.run.compiler == "inductor"
+    renamed = _reference_compiler(config, Acme(), "acme")
+    assert renamed.run.compiler == "acme_compile" and renamed.vendor is config.vendor
+    assert renamed.sources["compiler"] == ("scenario reference (vendor acme's compiling toolkit for the "
+                                           "reference's 'inductor')")
+    assert _reference_compiler(config, get_vendor("cpu"), "cpu") is config  # it has one named inductor
+
+
 def test_reference_scenario_without_a_compiler_skips_the_inference_pass_and_counts_no_prepare_in_whole() -> None:
     assert scenarios.skips_inference("reference", "none") and not scenarios.skips_inference("optimized", "none")
     assert not scenarios.skips_inference("reference", "inductor")
