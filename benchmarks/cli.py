@@ -208,8 +208,8 @@ def _history_row_of_end(history_path: Path | None, run_: Any, exc: BaseException
             return  # the completed row went in before the interruption; the report shows the run's folder
         history.append_history(history_path, data, output_dir)
         exc.add_note(f"{run_.result.status} night recorded in {history_path}")
-    except (BenchmarkError, OSError) as err:
-        exc.add_note(f"history row NOT appended to {history_path} ({one_line(err, 300)})")
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - never instead of the run's own error
+        exc.add_note(f"history row NOT appended to {history_path} ({type(err).__name__}: {one_line(err, 300)})")
     finally:
         for sig, handler in held.items():
             signal.signal(sig, handler)

@@ -3,9 +3,9 @@
 Other processes on the host slow a pass down by taking the CPUs its threads need (the host thread that
 launches a GPU's kernels, or the whole model on a CPU). The kernel counts, per thread, the time spent running
 and the time spent runnable but waiting on a run queue (/proc/self/task/<tid>/schedstat, Linux with schedstats).
-The wait share of a pass, wait / (run + wait) summed over the threads, is how much of its time the host's load
-took: the regression gate does not blame the code for the part of a drop that share explains
-(benchmarks.reporting.noise). Where the counters are missing the record says why and nothing is judged by it.
+The wait share of a pass, c = wait / (run + wait) summed over the threads, is how much of its time the host's
+load took: the regression gate judges each run's throughput as if the host had been idle, x / (1 - c)
+(benchmarks.reporting.noise), so other processes' load is not blamed on the code. Where the counters are missing the record says why and nothing is judged by it.
 """
 from __future__ import annotations
 
@@ -63,13 +63,18 @@ class HostWait:
         return {"available": True, "source": SOURCE, "spans": dict(self.spans)}
 
 
-def wait_share(record: Any, prefixes: tuple[str, ...]) -> float | None:
-    """The wait share over the spans whose label starts with one of `prefixes` (e.g. every inference pass,
-    its repeats included), from a result's `host_cpu_wait`; None when not recorded."""
+def span_share(record: Any, labels: tuple[str, ...]) -> float | None:
+    """The wait share over exactly the spans `labels` of a result's `host_cpu_wait`; None when not recorded."""
     if not isinstance(record, dict) or not record.get("available"):
         return None
-    spans = [s for label, s in (record.get("spans") or {}).items()
-             if isinstance(s, dict) and str(label).startswith(prefixes)]
+    spans = [s for label, s in (record.get("spans") or {}).items() if label in labels and isinstance(s, dict)]
     run = sum(float(s.get("run_s") or 0.0) for s in spans)
     wait = sum(float(s.get("wait_s") or 0.0) for s in spans)
     return wait / (run + wait) if spans and run + wait > 0 else None
+
+
+def run_shares(record: Any, pass_name: str, runs: int, with_compile: bool = False) -> list[float | None]:
+    """The wait share of each run of `pass_name` (run 1, then --repeat's runs 2..`runs`): run 1's pass span (with
+    the compile span when `with_compile`), then `<pass> (repeat k/N)`; None where not recorded."""
+    first = span_share(record, (pass_name, "compile") if with_compile else (pass_name,))
+    return [first] + [span_share(record, (f"{pass_name} (repeat {k}/{runs})",)) for k in range(2, runs + 1)]

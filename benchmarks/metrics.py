@@ -100,10 +100,10 @@ def compute(
     p_infer_core = throughput(infer.tokens, infer.core_s) if infer else None
     if p_infer_core is None:
         mfu, reason = None, "no inference pass"
-    elif nominal_unfit:
-        mfu, reason = None, nominal_unfit
     elif not peak.value:
         mfu, reason = None, peak.source
+    elif nominal_unfit:
+        mfu, reason = None, nominal_unfit
     else:
         mfu, reason = flops_per_token * p_infer_core / peak.value, None
     mfu_executed = (executed_flops / infer.core_s / peak.value

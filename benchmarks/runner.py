@@ -344,7 +344,8 @@ class Run:
             deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
             graph_recordings=report.graph_recordings, scenario=req.config.scenario,
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
-            repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy))
+            repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy,
+            inference_skipped=self.infer is None))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
                                              {"val": self.val, "infer": self.infer}, req.case.categories)
         r.throughput_by_length = metrics.throughput_by_length(

@@ -50,6 +50,7 @@ class Evidence:
     peak_source: str | None = None  # where an overridden peak FLOP/s came from (None: the vendor's table)
     energy: Mapping[str, Any] | None = None  # metrics.energy_block(...): telemetry per phase
     ranks: Sequence[Mapping[str, Any]] = ()  # a data-parallel run: every rank's figures (runner._rank_figures)
+    inference_skipped: bool = False  # no inference pass (compiler none in the reference scenario)
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -181,7 +182,7 @@ def mfu_reported(e: Evidence) -> Iterator[Finding]:
 def inference_pass_ran(e: Evidence) -> Iterator[Finding]:
     """The case is measured by its inference pass: a run without one (compiler none in the reference
     scenario, as the reference without a compiler) reports the validation pass only."""
-    if not any(p.name == "inference" for p in e.passes):
+    if e.inference_skipped:
         yield reason("no inference pass (compiler none in the reference scenario: the reference runs none "
                      "without a compiler); p_infer_* and infer_acc are null")
 

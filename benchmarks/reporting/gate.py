@@ -332,7 +332,7 @@ def _judge_noise(rows: list[dict[str, Any]], baseline: Baseline, result: Mapping
     series, case, notes = workload_series(history_row(result)), result.get("case"), []
     for r in rows:
         r.update(reference="baseline", noise=None, noise_from=[], allowed=None, host_wait=None,
-                 explained=None)  # every row the same keys
+                 measured=None)  # every row the same keys
         kind = KINDS[METRIC_KIND[r["metric"]]]
         if (r["metric"] in noise.JUDGED and kind.higher_is_better and r["change_kind"] == "rel"
                 and r["verdict"] in ("ok", "better", "REGRESSION")):

@@ -12,26 +12,20 @@ import fcntl
 import io
 import os
 import stat
-import statistics
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import BenchmarkError
-from ..host_cpu import wait_share
 from . import noise
 from .atomic import atomic_write_text
 
 
-# The gated throughputs whose --repeat median a history row keeps (benchmarks.reporting.noise.samples).
-MEDIAN_METRICS = ("p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core", "mfu")
+# The gated throughputs whose figure a history row keeps (benchmarks.reporting.noise.night_figure).
+FIGURE_METRICS = ("p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core", "mfu")
 
 
-def _median(key: str) -> Callable[[Mapping[str, Any]], Any]:
-    def get(r: Mapping[str, Any]) -> float | None:
-        xs = noise.samples(r, key)
-        return statistics.median(xs) if xs else None
-
-    return get
+def _figure(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda r: noise.night_figure(r, key)
 
 
 def _m(key: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -105,11 +99,10 @@ COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
     ("world_size", _top("world_size")),
     # failed and interrupted nights are rows too: their one-line error (the status column says which)
     ("error", lambda r: _error_line(r.get("error"))),
-    # a night's figure for the gate's noise rule: the median over its --repeat runs (null without --repeat)
-    *((f"{m}_median", _median(m)) for m in MEDIAN_METRICS),
-    # the share of runnable time the timed passes' threads waited for a CPU: a busy host's night is not evidence
-    # of this machine's normal (benchmarks.reporting.noise)
-    ("host_wait_share", lambda r: wait_share(r.get("host_cpu_wait"), ("validation", "inference"))),
+    # the night's figure for the gate's noise rule: its --repeat median, corrected for the host's load
+    # (benchmarks.reporting.noise), and that load: the share of runnable time its threads waited for a CPU
+    *((f"{m}_figure", _figure(m)) for m in FIGURE_METRICS),
+    ("host_wait_share", noise.night_wait),
 )
 ERROR_CHARS = 300  # a history cell holds the error's first line, cut to this length
 
@@ -129,7 +122,7 @@ NUMERIC_COLUMNS = frozenset({
     "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "peak_flops", "val_acc", "infer_acc",
     "val_choice_acc", "infer_choice_acc", "agreement", "mem_used_gib", "mem_total_gib", "compile_time",
     "e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core", "avg_power_w", "idle_power_w",
-    "p_val_pass", "p_infer_pass", "mfu_executed", "world_size", *(f"{m}_median" for m in MEDIAN_METRICS),
+    "p_val_pass", "p_infer_pass", "mfu_executed", "world_size", *(f"{m}_figure" for m in FIGURE_METRICS),
     "host_wait_share",
 })
 
