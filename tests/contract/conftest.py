@@ -48,10 +48,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if _DESELECTED_TOOLKIT_TESTS:
         vendor = config.getoption("--vendor")
         terminalreporter.write_line(
-            f"vendor '{vendor}': {len(_DESELECTED_TOOLKIT_TESTS)} toolkit test(s) deselected, not run (every toolkit "
-            f"but 'none' compiles, so its tests are slow: `-m \"not slow\"` leaves them out): "
-            f"{', '.join(sorted(_DESELECTED_TOOLKIT_TESTS))}; run them with "
-            f"`pytest tests/contract/test_vendor_contract.py --vendor {vendor}` (no -m)", yellow=True)
+            f"vendor '{vendor}': {len(_DESELECTED_TOOLKIT_TESTS)} toolkit test(s) deselected, not run (the tests of "
+            f"every toolkit but 'none' are marked slow: they compile): {', '.join(sorted(_DESELECTED_TOOLKIT_TESTS))}; "
+            f"run them all with `pytest tests/contract/test_vendor_contract.py --vendor {vendor}` (no -m)", yellow=True)
 
 
 def _switched_on(opt):

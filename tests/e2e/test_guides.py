@@ -34,7 +34,7 @@ def write_snippets(page: Path, root: Path) -> list[str]:
 
 def test_the_guides_hold_a_whole_vendor_and_a_whole_case() -> None:
     assert sorted(snippets(REPO / "docs" / "adding_a_vendor.md")) == [
-        "acme/__init__.py", "acme/configs/llama2_7b_mmlu/acme_configurations.yaml", "acme/traced.py"]
+        "acme/__init__.py", "acme/configs/llama2_7b_mmlu/acme_configurations.yaml", "acme/exported.py"]
     assert sorted(snippets(REPO / "docs" / "adding_a_case.md")) == [
         "majority/__init__.py", "majority/configs/majority/configurations.yaml",
         "majority/configs/majority/parameters.yaml", "majority/configs/majority/vendor_config/cpu_configurations.yaml"]
@@ -48,7 +48,7 @@ def _pytest(args: list[str], env: dict[str, str], cache: Path) -> subprocess.Com
 
 @pytest.mark.slow
 def test_a_vendor_written_from_the_guide_passes_the_vendor_contract(tmp_path: Path, smoke_cache: Path) -> None:
-    """Every vendor test on the guide's `acme`, its own `traced` toolkit (the recipe for a toolkit that is not
+    """Every vendor test on the guide's `acme`, its own `exported` toolkit (the recipe for a toolkit that is not
     torch.compile) included. Its `inductor` is the harness's own class, whose compile the cpu vendor's contract
     already runs in this tier: deselected here (a minute of CPU), and the summary must then name what it left out."""
     write_snippets(REPO / "docs" / "adding_a_vendor.md", tmp_path / "vendors")
@@ -57,7 +57,7 @@ def test_a_vendor_written_from_the_guide_passes_the_vendor_contract(tmp_path: Pa
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert re.search(r"\b(1[4-9]|[2-9]\d) passed", out) and " failed" not in out, out[-2000:]
-    # the traced toolkit's two tests ran; the two inductor tests are named as not run
+    # the exported toolkit's two tests ran; the two inductor tests are named as not run
     assert "vendor 'acme': 2 toolkit test(s) deselected, not run" in out
     assert "test_toolkit_prepares_a_callable_that_predicts_like_the_plain_model[inductor]" in out
 
