@@ -35,7 +35,7 @@ class _ArgParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _ArgParser(prog="run_benchmark.py", description="FlagPerf-style LLM inference benchmark",
-                   epilog="subcommands on earlier results: compare-results, compare-predictions, plot "
+                   epilog="subcommands on earlier results: compare-results, compare-predictions, plot, history-add "
                           "(run_benchmark.py SUBCOMMAND --help)")
     p.add_argument("--case", default="llama2_7b_mmlu", help="case name (default: llama2_7b_mmlu)")
     p.add_argument("--vendor", default=None, help="vendor name (default: nvidia when CUDA is present, else cpu)")
@@ -94,6 +94,7 @@ def _setup_logging(output_dir: Path, quiet: bool, rank: int = 0) -> None:
     root.addHandler(fh)
     sh = logging.StreamHandler(sys.stderr)
     sh.setLevel(logging.WARNING if quiet else logging.INFO)
+    sh.addFilter(lambda record: not getattr(record, "file_only", False))  # e.g. Finish Info: stdout has it
     if rank != 0:  # rank 0 speaks for the run; the others' lines are in run.log.rank<N>
         sh.setLevel(logging.CRITICAL)
     sh.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
@@ -192,6 +193,37 @@ def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:
     exc.add_note(f"status {run_.result.status} recorded in {where}")
 
 
+def _history_row_of_end(history_path: Path | None, run_: Any, exc: BaseException, output_dir: Path) -> None:
+    """A failed or interrupted night is a --history row too (status, error line, run folder), so a report's
+    latest night is the one that really ran last. A row that cannot be appended is a note, never the error."""
+    if history_path is None or run_.result is None or run_.result.status not in ("failed", "interrupted"):
+        return
+    from .reporting import history
+
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        data = run_.result.as_dict()
+        if any(r.get("result_dir") == str(output_dir) and r.get("start_time") == data.get("start_time")
+               for r in _history_rows(history_path)):
+            return  # the completed row went in before the interruption; the report shows the run's folder
+        history.append_history(history_path, data, output_dir)
+        exc.add_note(f"{run_.result.status} night recorded in {history_path}")
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - never instead of the run's own error
+        exc.add_note(f"history row NOT appended to {history_path} ({type(err).__name__}: {one_line(err, 300)})")
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+
+
+def _history_rows(path: Path) -> list[dict[str, Any]]:
+    from .reporting import history
+
+    try:
+        return history.read_history(path) if path.is_file() else []
+    except BenchmarkError:
+        return []
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -261,6 +293,8 @@ def run(argv: list[str]) -> int:
     vendor = get_vendor(vendor_name)
     config = load_config(case_config_root(args.case, args.config_dir), case, vendor_name, vendor.Options,
                          args.overrides, vendor_home=vendor_home(vendor_name), scenario=args.scenario)
+    if args.scenario == scenarios.REFERENCE:
+        config = _reference_compiler(config, vendor, vendor_name)
     where = f"from {vendor_home(vendor_name) or 'an entry point'}"
     vendor_call(vendor_name, where, "configure()", vendor.configure, distributed.device_options(config.vendor, ctx))
     if not vendor_call(vendor_name, where, "is_available()", vendor.is_available):
@@ -317,6 +351,7 @@ def run(argv: list[str]) -> int:
             if ctx.active and run_.result is not None and run_.result.distributed is not UNSET:
                 run_.result.distributed["ranks_at_end"] = distributed.end_states(ctx)
             _record_end(run_, exc, output_dir)
+            _history_row_of_end(args.history, run_, exc, output_dir)
         raise exc
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -328,7 +363,25 @@ def run(argv: list[str]) -> int:
         return after_run(result, output_dir, baseline, args.history)  # table, gate, history, files; exit 0 or 1
     except KeyboardInterrupt as exc:  # during the final writes: the result files must not claim completion
         _record_end(run_, exc, output_dir)
+        _history_row_of_end(args.history, run_, exc, output_dir)
         raise
+
+
+def _reference_compiler(config: Any, vendor: Any, vendor_name: str) -> Any:
+    """The reference's `compiler` (configurations.yaml: inductor) as this vendor's compiling toolkit, whatever
+    its name (benchmarks.toolkits.reference_compiler); config_sources says so when it was renamed."""
+    import dataclasses
+
+    from .registry import vendor_call
+    from .toolkits import reference_compiler
+
+    factories = vendor_call(vendor_name, "its toolkits()", "toolkits()", vendor.toolkits)
+    name = reference_compiler(factories, config.run.compiler)
+    if name == config.run.compiler:
+        return config
+    sources = {**config.sources, "compiler": f"{scenarios.SOURCE} (vendor {vendor_name}'s compiling toolkit for "
+                                             f"the reference's {config.run.compiler!r})"}
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, compiler=name), sources=sources)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

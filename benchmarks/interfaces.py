@@ -577,7 +577,11 @@ class Case(Protocol):
 #       verdict reason each; called after the run with the workload it loaded and the model's architecture().
 #   model_parameters(params, data_dir, synthetic) -> int | None
 #       the parameters of the model the run will build, for the host-memory check before a CPU run.
-OPTIONAL_CASE_MEMBERS = ("deviations", "model_parameters")
+#   architecture: Mapping[str, int]
+#       the shape of the case's own model (the keys its model's architecture() reports, e.g. layers, hidden,
+#       vocab): when the run's model differs in any of them (a smoke or shrunk model), the configured `flops`
+#       per token do not describe it and the nominal MFU is null, with the reason (mfu_executed still counts).
+OPTIONAL_CASE_MEMBERS = ("deviations", "model_parameters", "architecture")
 
 
 def protocol_members(proto: type) -> tuple[str, ...]:

@@ -91,14 +91,20 @@ def compute(
     val_warmup_s: float | None,
     executed_flops: float | None = None,
     padding_flops: float | None = None,
+    prepare_in_whole: bool = True,
+    nominal_unfit: str | None = None,
 ) -> Metrics:
     """executed_flops: FLOPs of the inference pass's forwards over the real prompts (the case model's
-    forward_flops), padding_flops: the extra FLOPs of the toolkit's padding; None when the model cannot tell."""
+    forward_flops), padding_flops: the extra FLOPs of the toolkit's padding; None when the model cannot tell.
+    prepare_in_whole: p_infer_whole counts `compile_s` (benchmarks.scenarios.prepare_in_whole).
+    nominal_unfit: why `flops_per_token` does not describe this run's model (then mfu is null, with it)."""
     p_infer_core = throughput(infer.tokens, infer.core_s) if infer else None
     if p_infer_core is None:
         mfu, reason = None, "no inference pass"
     elif not peak.value:
         mfu, reason = None, peak.source
+    elif nominal_unfit:
+        mfu, reason = None, nominal_unfit
     else:
         mfu, reason = flops_per_token * p_infer_core / peak.value, None
     mfu_executed = (executed_flops / infer.core_s / peak.value
@@ -109,7 +115,8 @@ def compute(
         # The reference counts its validation warm-up (none) and its compile + warm-up (inside its pass) in whole.
         p_val_whole=throughput(val.tokens, val.whole_s + (val_warmup_s or 0.0)) if val else None,
         p_val_core=throughput(val.tokens, val.core_s) if val else None,
-        p_infer_whole=throughput(infer.tokens, infer.whole_s + (compile_s or 0.0)) if infer else None,
+        p_infer_whole=throughput(infer.tokens, infer.whole_s + ((compile_s or 0.0) if prepare_in_whole else 0.0))
+        if infer else None,
         p_infer_core=p_infer_core,
         p_val_pass=throughput(val.tokens, val.whole_s) if val else None,
         p_infer_pass=throughput(infer.tokens, infer.whole_s) if infer else None,

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 
 from . import distributed, faults, metrics, optimizations, provenance, scenarios, verdict
+from .host_cpu import HostWait
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import Case, OptimizationContext, Vendor, is_lossy
@@ -67,6 +68,7 @@ class Run:
         self.req = req
         self.spans = Spans()
         self.telemetry = RunTelemetry(req.vendor, self.spans)  # energy/power per phase, timeline.png's clock
+        self.host_wait = HostWait()  # how long the host's load kept this process's threads from a CPU, per pass
         self.result: RunResult | None = None
         self.val: PassRecord | None = None
         self.infer: PassRecord | None = None
@@ -126,34 +128,18 @@ class Run:
             self._phase_done("init")
             if not cfg.no_validation:
                 self._validation(model, batch, workload.choice_ids)
-            compile_fallback = None
-            self.plan = plan_packs(batch.lengths, self.pack_tokens)  # the inference pass's forwards, planned once
-            calls = [tuple(batch.lengths[i:j]) for i, j in self.plan]
-            with self.spans.span("compile", sync):
-                # After the validation pass, which keeps the plain model.
-                optimizations.apply_all(model, self.active, OptimizationContext(
-                    vendor=vendor, precision=precision, longest_prompt=max(batch.lengths, default=1)))
-                try:
-                    fn = toolkit.prepare(model, calls)
-                except (BenchmarkError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # a toolkit failure is a run failure unless fallback is allowed
-                    if not cfg.allow_compile_fallback:
-                        raise
-                    compile_fallback = f"{type(exc).__name__}: {one_line(exc, 300)}"
-                    log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
-                    fn = model
-            self._phase_done("compile")
-            # A compile fallback runs the plain model: no toolkit padding then.
-            pad_multiple = getattr(toolkit, "pad_multiple", 1) if fn is not model else 1
-            self.flops = self._executed_flops(pad_multiple, model, calls)
-            with self.spans.span("inference", sync):
-                self.infer = self._pass("inference", fn, batch, workload.choice_ids, stream=True)
+            if scenarios.skips_inference(req.config.scenario, cfg.compiler):
+                fn, compile_fallback = model, None
+                log.info("inference pass skipped: compiler none in the reference scenario (the reference runs no "
+                         "inference pass without a compiler)")
+            else:
+                fn, compile_fallback = self._toolkit_pass(toolkit, model, batch, workload)
             if self.dist.is_main:
                 files.write_predictions(req.output_dir, self.samples, self.val, self.infer)
                 files.drop_stream(req.output_dir)  # predictions.jsonl now holds it all
             e2e = time.perf_counter() - e2e_start  # run 1 only: --repeat's extra passes are not in it
-            self._phase_done("inference")
+            if self.infer is not None:
+                self._phase_done("inference")
             if req.repeat > 1:
                 self._repeat_passes(model, fn, batch, workload.choice_ids)
         ranks = distributed.gather(self.dist, "rank figures", self._rank_figures(e2e, monitor.report()))
@@ -164,6 +150,36 @@ class Run:
         self._reference_record(self.computed.e2e_time)
         files.write_run_files(req.output_dir, self.result, self.telemetry.timeline)
         return self.result
+
+    def _toolkit_pass(self, toolkit: Any, model: Any, batch: HostBatch, workload: Any) -> tuple[Any, str | None]:
+        """The named optimizations and the toolkit's compile and warm-up (the compile phase), then the timed
+        inference pass; returns the callable it ran and the compile fallback (None: the toolkit's callable)."""
+        req, cfg, sync = self.req, self.req.config.run, self.req.vendor.synchronize
+        vendor, precision = req.vendor, cfg.effective_precision
+        compile_fallback = None
+        self.plan = plan_packs(batch.lengths, self.pack_tokens)  # the inference pass's forwards, planned once
+        calls = [tuple(batch.lengths[i:j]) for i, j in self.plan]
+        with self.spans.span("compile", sync), self.host_wait.measure("compile"):
+            # After the validation pass, which keeps the plain model.
+            optimizations.apply_all(model, self.active, OptimizationContext(
+                vendor=vendor, precision=precision, longest_prompt=max(batch.lengths, default=1)))
+            try:
+                fn = toolkit.prepare(model, calls)
+            except (BenchmarkError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a toolkit failure is a run failure unless fallback is allowed
+                if not cfg.allow_compile_fallback:
+                    raise
+                compile_fallback = f"{type(exc).__name__}: {one_line(exc, 300)}"
+                log.warning("toolkit %s failed (%s); running the plain model", cfg.compiler, compile_fallback)
+                fn = model
+        self._phase_done("compile")
+        # A compile fallback runs the plain model: no toolkit padding then.
+        pad_multiple = getattr(toolkit, "pad_multiple", 1) if fn is not model else 1
+        self.flops = self._executed_flops(pad_multiple, model, calls)
+        with self.spans.span("inference", sync):
+            self.infer = self._pass("inference", fn, batch, workload.choice_ids, stream=True)
+        return fn, compile_fallback
 
     def _mine(self) -> list[Any]:
         """This rank's samples (all of them in a single-process run)."""
@@ -203,14 +219,15 @@ class Run:
         return {} if path == "direct" else {"load_path": path}
 
     def _reference_record(self, e2e: float) -> None:
-        """The reference's final record, in result.json and as the one `Finish Info: {...}` line of run.log that
-        FlagPerf's collector reads (it parses the text from the first '{' with ast.literal_eval)."""
+        """The reference's final record, in result.json and as the one `Finish Info: {...}` line of run.log (and
+        of stdout) that FlagPerf's collector reads (it parses the text from the first '{' with ast.literal_eval)."""
         req, cfg = self.req, self.req.config.run
         self.result.reference_record = metrics.reference_record(
             vendor=req.vendor.name, compiler=cfg.compiler, precision=cfg.effective_precision,
             batch_size=cfg.batch_size, flops_per_token=cfg.flops_per_token, e2e_s=e2e, val=self.val, infer=self.infer,
             labels=[s.label for s in self.samples], computed=self.computed)
-        log.info("Finish Info: %r", self.result.reference_record)
+        # run.log only: the summary prints the same line on stdout, also with --quiet (benchmarks.reporting.summary)
+        log.info("Finish Info: %r", self.result.reference_record, extra={"file_only": True})
 
     @staticmethod
     def _executed_flops(pad_multiple: int, model: Any,
@@ -252,8 +269,9 @@ class Run:
             if stream and self.dist.is_main else None
         packed = name == "inference"
         distributed.barrier(self.dist, f"the {label or name} pass")
-        rec = run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
-                       self.pack_tokens if packed else 0, self.plan if packed else None)
+        with self.host_wait.measure(label or name):
+            rec = run_pass(name, fn, batch, self.req.vendor.synchronize, cfg.log_freq, progress, choice_ids, writer,
+                           self.pack_tokens if packed else 0, self.plan if packed else None)
         if stream:  # run 1's passes
             self.local[name] = rec
         if not self.dist.active:
@@ -274,7 +292,8 @@ class Run:
                 val = None if self.req.config.run.no_validation or is_lossy(self.req.config.run.effective_precision) \
                     else self._pass(
                     "validation", model, batch, choice_ids, label=f"validation ({label})")
-                infer = self._pass("inference", fn, batch, choice_ids, label=f"inference ({label})")
+                infer = None if self.infer is None else self._pass("inference", fn, batch, choice_ids,
+                                                                   label=f"inference ({label})")
             runs.append(metrics.repeat_run(k, val, infer, self.val, self.infer))
             self.result.repeat = metrics.summarize_repeats(runs, self.req.repeat)
             self._phase_done(f"repeat_{k}")
@@ -296,10 +315,13 @@ class Run:
                             flops_per_token=cfg.flops_per_token, peak=peak, memory=mem,
                             compile_s=self.spans.seconds.get("compile"),
                             val_warmup_s=self.spans.seconds.get("val_warmup"),
-                            executed_flops=self.flops[0], padding_flops=self.flops[1])
+                            executed_flops=self.flops[0], padding_flops=self.flops[1],
+                            prepare_in_whole=scenarios.prepare_in_whole(req.config.scenario),
+                            nominal_unfit=self._nominal_flops_unfit())
         self.computed = m
         r.status = "completed"
         r.energy = metrics.energy_block(self.telemetry.record, self.telemetry.reason)
+        r.host_cpu_wait = self.host_wait.record()
         r.metrics = {**m.as_dict(), **metrics.energy_metrics(r.energy, self.val, self.infer)}
         r.phases_s = dict(self.spans.seconds)
         r.peak_flops = {"value": peak.value, "source": peak.source}
@@ -316,7 +338,7 @@ class Run:
         r.packing = metrics.packing(self.infer, self.val, verdict.agreement_floor(cfg.synthetic_weights or req.smoke,
                                                                                   cfg.effective_precision))
         r.nonfinite_questions = {"validation": self.val.nonfinite_questions if self.val else None,
-                                 "inference": self.infer.nonfinite_questions}
+                                 "inference": self.infer.nonfinite_questions if self.infer else None}
         deviations = getattr(req.case, "deviations", None)
         r.verdict = verdict.judge(verdict.Evidence(
             smoke=req.smoke, limit=req.limit, synthetic_weights=cfg.synthetic_weights,
@@ -329,12 +351,26 @@ class Run:
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
             repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy,
             precision=cfg.effective_precision,
-            compile_cache=(report.compile_cache or {}).get("state")))
+            compile_cache=(report.compile_cache or {}).get("state"), inference_skipped=self.infer is None))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
                                              {"val": self.val, "infer": self.infer}, req.case.categories)
         r.throughput_by_length = metrics.throughput_by_length(
             [len(s.input_ids) for s in self.samples],
             {rec.name: rec.core_s_each for rec in (self.val, self.infer) if rec is not None})
+
+    def _nominal_flops_unfit(self) -> str | None:
+        """Why the configured `flops` per token (the case's model's) do not fit this run's model, or None. The
+        case's optional `architecture` (its model's shape) against the model's own `architecture()`: a smoke
+        model or a shrunk one would otherwise report an MFU of thousands of percent."""
+        expected, got = getattr(self.req.case, "architecture", None), self.model_info
+        if not isinstance(expected, dict) or not got:
+            return None
+        differ = [f"{k}={got.get(k)} (case: {v})" for k, v in expected.items() if got.get(k) != v]
+        if not differ:
+            return None
+        return (f"the configured flops ({self.req.config.run.flops} per token) describe the case's model, not this "
+                f"one ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}); mfu_executed counts this "
+                "model's own FLOPs")
 
     def _out_of_memory(self, exc: torch.OutOfMemoryError) -> faults.DeviceOutOfMemory:
         cfg = self.req.config.run

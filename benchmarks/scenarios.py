@@ -12,7 +12,10 @@ reference: the reference's semantics end to end, so a row can be put next to the
     - inference pass: the configured toolkit with the reference's warm-up rule
       (`benchmarks.toolkits.reference_toolkit`): compiled lazily inside the pass, the first
       REFERENCE_WARMUP_CALLS calls each first run REFERENCE_WARMUP_FORWARDS extra forwards whose time is
-      subtracted from core only.
+      subtracted from core only; p_infer_whole is the pass alone (the wrapper's prepare step is outside, as
+      the reference's); with `compiler: none` no inference pass at all (`skips_inference`), as the reference
+      without a compiler; a vendor without a toolkit named `inductor` compiles with its own compiling
+      toolkit (`benchmarks.toolkits.reference_compiler`).
 This module holds the settings only (no torch import): benchmarks.config and the CLI read it before torch loads.
 """
 from __future__ import annotations
@@ -51,3 +54,17 @@ def check(scenario: str) -> str:
 
 def load_path(scenario: str) -> str:
     return LOAD_PATHS[check(scenario)]
+
+
+def skips_inference(scenario: str, compiler: str) -> bool:
+    """The reference runs no inference pass without a compiler (its `compiler: null`, this project's 'none'),
+    and records p_inference_* and infer_average_acc as None; its scenario does the same."""
+    return scenario == REFERENCE and compiler == "none"
+
+
+def prepare_in_whole(scenario: str) -> bool:
+    """Whether p_infer_whole counts the toolkit's prepare step (its compile and warm-up). The reference
+    scenario's prepare only wraps the model (the torch.compile call, ~2 s of imports on its first use): its
+    compile and warm-up happen lazily inside the timed pass, and the reference keeps the wrapper's time out of
+    its p_inference_whole."""
+    return scenario != REFERENCE

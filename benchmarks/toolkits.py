@@ -1,7 +1,10 @@
 """Toolkit adapters any PyTorch vendor can offer: `none` (the plain model) and `inductor` (torch.compile).
 
 Vendors list them in `Vendor.toolkits()`; their keys live in the vendor's options dataclass, which should
-inherit `InductorOptions` to offer `inductor`.
+inherit `InductorOptions` to offer `inductor`. The helpers any toolkit may use, whatever builds its
+executables (docs/adding_a_vendor.md has a recipe): `warmup_shapes` (one call per distinct input shape),
+`warm_up` (call a callable on them as the timed pass will), `BuildCounter` (executables built after the
+warm-up: the report's `recompiles`), `graph_count` (torch.compile's graphs so far), `PadRight`.
 """
 from __future__ import annotations
 
@@ -135,7 +138,9 @@ def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bo
     return [seen[k] for k in sorted(seen, reverse=True)]
 
 
-def _graph_count() -> int:
+def graph_count() -> int:
+    """Graphs torch.compile has compiled in this process so far (dynamo's counter): a torch.compile-based
+    toolkit reads it after its warm-up and again in `report()`; the difference is its `recompiles`."""
     from torch._dynamo.utils import counters
 
     return int(counters["stats"]["unique_graphs"])
@@ -169,24 +174,46 @@ def cache_state(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str
     return {"state": state, **delta, "dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir()}
 
 
-def timed_warmup(fn: ModelFn, shapes: Sequence[Sequence[int]], device: Any, synchronize: Any,
-                 repeats: int = 1) -> list[dict[str, Any]]:
-    """Call `fn` once (or `repeats` times) per shape, as the timed pass will (inference mode, fresh inputs), and
-    time each shape's calls (synchronized): the first calls hold the compile, the rest the warm-up proper. A
-    public helper for toolkits that compile on first call."""
+def warm_up(fn: ModelFn, calls: Sequence[Sequence[int]], vendor: Any, repeats: int = 1) -> list[dict[str, Any]]:
+    """Call `fn` once (or `repeats` times) per call in `calls` (each a tuple of prompt lengths: one prompt, or a
+    pack), with inputs made under torch.inference_mode as the timed pass makes them (compiled graphs guard on
+    it), on the vendor's device, synchronized. Give it `warmup_shapes(...)`: one call per distinct shape,
+    longest first. Any toolkit's `prepare` can use it, whatever builds its executables. Returns each call's
+    tokens, prompts, seconds and whether a graph was compiled during it (the compile is in the first calls)."""
+    device = vendor.device()
     out = []
     with torch.inference_mode():
-        for call in shapes:
-            graphs = _graph_count()
+        for call in calls:
+            graphs = graph_count()
             start = time.perf_counter()
             ids = torch.ones(1, sum(call), dtype=torch.int64, device=device)
             last = torch.tensor(list(itertools.accumulate(call)), device=device) - 1
             for _ in range(repeats):
                 fn(ids, last)
-            synchronize()
+            vendor.synchronize()
             out.append({"tokens": sum(call), "prompts": len(call), "s": time.perf_counter() - start,
-                        "compiled": _graph_count() > graphs})
+                        "compiled": graph_count() > graphs})
     return out
+
+
+class BuildCounter:
+    """Counts the executables a toolkit builds (engines, traces, graphs) and how many came after its warm-up:
+    `built()` on each build, `warmed_up()` at the end of `prepare`, `after_warmup` in `report()` as the
+    `recompiles` (0 for a VALID run)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._at_warmup: int | None = None
+
+    def built(self) -> None:
+        self.total += 1
+
+    def warmed_up(self) -> None:
+        self._at_warmup = self.total
+
+    @property
+    def after_warmup(self) -> int:
+        return self.total - (self._at_warmup or 0) if self._at_warmup is not None else 0
 
 
 class Inductor:
@@ -227,11 +254,10 @@ class Inductor:
         shapes = warmup_shapes(warmup_calls, self.options.pad_multiple, self.options.dynamo_dynamic)
         # Longest first: the allocator's first segments are then large enough for every later shape.
         # CUDA-graph modes record on a later call than the first, so they get two calls per shape.
-        self._warmup_calls = timed_warmup(fn, shapes, self.vendor.device(), self.vendor.synchronize,
-                                          2 if self.uses_cudagraphs() else 1)
+        self._warmup_calls = warm_up(fn, shapes, self.vendor, repeats=2 if self.uses_cudagraphs() else 1)
         self._cache = cache_state(before, cache_counts())
         self._warm_shapes = len(shapes)
-        self._graphs_after_warmup = _graph_count()
+        self._graphs_after_warmup = graph_count()
         compiling = sum(c["s"] for c in self._warmup_calls if c["compiled"])
         log.info("inductor: warmed %d shapes, %d graphs; calls that compiled %.1f s, the rest %.1f s; compile cache "
                  "%s (%s)", len(shapes), self._graphs_after_warmup, compiling,
@@ -259,7 +285,7 @@ class Inductor:
         compiling = sum(c["s"] for c in self._warmup_calls if c["compiled"])
         return ToolkitReport(
             name=self.name,
-            recompiles=_graph_count() - self._graphs_after_warmup,
+            recompiles=graph_count() - self._graphs_after_warmup,
             optimizations=tuple(opts),
             details={"compile_kwargs": {k: v for k, v in self._compile_kwargs().items()},
                      "warmed_shapes": self._warm_shapes, "graphs": self._graphs_after_warmup,
@@ -301,7 +327,7 @@ class ReferenceWarmup(torch.nn.Module):
             self.untimed_total_s += spent
         out = self.fn(input_ids, last_pos)
         if self.calls_left == 0 and self.graphs_after_warmup is None:
-            self.graphs_after_warmup = _graph_count()  # the reference's warm-up is over after this call
+            self.graphs_after_warmup = graph_count()  # the reference's warm-up is over after this call
         return out
 
     def take_untimed_s(self) -> float:
@@ -322,7 +348,7 @@ class ReferenceInductor(Inductor):
     def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
         self.use_cache_dir()
         self._cache_before = cache_counts()  # compiled lazily: the cache state is read after the pass
-        self._graphs_at_prepare = _graph_count()
+        self._graphs_at_prepare = graph_count()
         mark = getattr(self, "mark_graph_baseline", None)  # a vendor class that counts CUDA graph recordings
         if mark is not None:
             mark()  # every recording of the pass counts, its lazy warm-up's included
@@ -336,7 +362,7 @@ class ReferenceInductor(Inductor):
     def report(self) -> ToolkitReport:
         base = super().report()
         w = getattr(self, "_warmup", None)
-        now = _graph_count()
+        now = graph_count()
         after = w.graphs_after_warmup if w is not None and w.graphs_after_warmup is not None else now
         details = {**base.details, "lazy_compile": True, "warmed_shapes": 0,
                    "graphs": now - getattr(self, "_graphs_at_prepare", 0),
@@ -349,6 +375,26 @@ class ReferenceInductor(Inductor):
         cache = cache_state(self._cache_before, cache_counts()) if hasattr(self, "_cache_before") else None
         return ToolkitReport(name=self.name, recompiles=now - after, optimizations=base.optimizations, details=details,
                              graph_recordings=base.graph_recordings, compile_cache=cache)
+
+
+def reference_compiler(factories: Mapping[str, Any], configured: str) -> str:
+    """The vendor's toolkit that stands for the reference's `compiler` in the reference scenario: the one named
+    as configured (configurations.yaml says `inductor`) when the vendor offers it; else the vendor's compiling
+    toolkit whatever its name: the one class that subclasses `Inductor` (torch.compile), or among several the
+    one that declares `reference_compiler = True`. 'none' stays 'none' (the reference skips its inference
+    pass then)."""
+    if configured in factories or configured == "none":
+        return configured
+    compiling = sorted(n for n, f in factories.items() if isinstance(f, type) and issubclass(f, Inductor))
+    declared = [n for n in compiling if getattr(factories[n], "reference_compiler", False)]
+    chosen = declared or compiling
+    if len(chosen) == 1:
+        return chosen[0]
+    what = (f"several compiling toolkits ({', '.join(chosen)}); set reference_compiler = True on the class of the "
+            "one to use" if chosen else "no toolkit whose class subclasses benchmarks.toolkits.Inductor")
+    raise BenchmarkError(f"--scenario reference: the reference compiles with {configured!r} (configurations.yaml "
+                         f"key 'compiler'), and this vendor offers no toolkit of that name and {what}; or choose "
+                         f"one with --set compiler=NAME (known: {', '.join(sorted(factories))})")
 
 
 def reference_toolkit(factory: Any) -> Any:

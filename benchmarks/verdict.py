@@ -64,6 +64,7 @@ class Evidence:
     ranks: Sequence[Mapping[str, Any]] = ()  # a data-parallel run: every rank's figures (runner._rank_figures)
     precision: str = "fp16"  # the run's precision (a lossy one is validated at validation_precision)
     compile_cache: str | None = None  # ToolkitReport.compile_cache's state: cold, warm, partial, none
+    inference_skipped: bool = False  # no inference pass (compiler none in the reference scenario)
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -224,6 +225,16 @@ def warm_compile_cache(e: Evidence) -> Iterator[Finding]:
 def mfu_reported(e: Evidence) -> Iterator[Finding]:
     if e.peak.value is None:
         yield note(f"MFU not reported: {e.peak.source}")
+    elif e.metrics.mfu is None and e.metrics.mfu_reason:
+        yield note(f"MFU not reported: {e.metrics.mfu_reason}")
+
+
+def inference_pass_ran(e: Evidence) -> Iterator[Finding]:
+    """The case is measured by its inference pass: a run without one (compiler none in the reference
+    scenario, as the reference without a compiler) reports the validation pass only."""
+    if e.inference_skipped:
+        yield reason("no inference pass (compiler none in the reference scenario: the reference runs none "
+                     "without a compiler); p_infer_* and infer_acc are null")
 
 
 def slowed_down(e: Evidence) -> Iterator[Finding]:
@@ -245,7 +256,7 @@ def energy_source(e: Evidence) -> Iterator[Finding]:
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
     smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs,
     checked_predictions, accuracy_band, plausible_numbers, ranks_agree, warm_compile_cache, mfu_reported,
-    slowed_down, energy_source,
+    slowed_down, energy_source, inference_pass_ran,
 )
 
 

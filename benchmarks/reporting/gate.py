@@ -3,8 +3,9 @@
 Throughput and MFU: lower than baseline by more than the relative tolerance is a regression. Accuracy:
 lower by more than the absolute tolerance (fraction, 0.01 = 1 point). Memory and times: higher by more than
 the relative tolerance. Better-than-baseline never fails. A metric missing on either side is listed as missing,
-not gated. Runs of another workload are refused unless allowed (benchmarks.reporting.comparable). Format and defaults:
-docs/baselines.md.
+not gated. Throughputs, MFU and tokens per joule are judged against their noise (benchmarks.reporting.noise):
+a drop the noise explains is `noisy`, and the gate's status NOISY (exit 0), not a regression. Runs of another
+workload are refused unless allowed (benchmarks.reporting.comparable). Format and defaults: docs/baselines.md.
 """
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
 from ..errors import BenchmarkError, one_line
 from ..input_limits import LimitedLoader, check_depth
-from . import comparable
+from . import comparable, noise
 
 REL, ABS = "rel_tol", "abs_tol"
+NOISY = "NOISY"  # gate status: no regression found, but a drop the noise does not let the gate judge (exit 0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Baseline:
     medians: Mapping[str, float] = field(default_factory=dict)  # --repeat medians of a result.json baseline
     allow_mismatch: bool = False  # --allow-mismatch: compare another workload, listing the differences
     device_type: str | None = None  # torch device type of a result.json baseline (cpu: noisy timings)
+    result: Mapping[str, Any] | None = None  # a result.json baseline's record: its repeats and host load (noise)
 
 
 def metric_value(result: Mapping[str, Any], metric: str) -> float | None:
@@ -197,7 +200,7 @@ def load_baseline(path: Path) -> Baseline:
                         f"run of {result.get('start_time')} on {ctx['device']}",
                         (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False,
                         comparable.workload_of_result(result), comparable.repeat_medians(result),
-                        device_type=comparable.device_type(result))
+                        device_type=comparable.device_type(result), result=result)
     try:
         data = yaml.load(text, Loader=LimitedLoader)  # safe, and no alias bomb or deep nesting
     except yaml.YAMLError as exc:
@@ -281,8 +284,11 @@ def _row(e: Expectation, now: float | None) -> dict[str, Any]:
     return row
 
 
-def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
-    """The gate record stored as result["gate"]: status PASS or REGRESSION, and one row per metric."""
+def compare(result: Mapping[str, Any], baseline: Baseline,
+            history: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The gate record stored as result["gate"]: status PASS, REGRESSION or NOISY (a drop that the noise of
+    the repeats, of the `history` rows or the host's load does not let it judge; benchmarks.reporting.noise),
+    and one row per metric."""
     workload = comparable.workload_of_result(result)
     notes = check_workload(baseline, workload)
     notes += check_context(baseline, run_context(result))
@@ -296,6 +302,7 @@ def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
                          "statistic": "median"})
         else:
             rows.append(_row(e, metric_value(result, e.metric)))
+    notes += _judge_noise(rows, baseline, result, history)
     if any(r.get("statistic") == "median" for r in rows):
         notes.append("throughputs compared as --repeat medians (both sides have them)")
     # Random weights answer at random: their accuracy is only comparable with another such run's.
@@ -309,9 +316,29 @@ def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
                          "the baseline's is")
     failed = [r["metric"] for r in rows if r["verdict"] == "REGRESSION"]
     missing = [f"{r['metric']} (not in the {r['missing_in']})" for r in rows if r["verdict"] == "missing"]
-    return {"status": "REGRESSION" if failed else "PASS", "baseline": str(baseline.path),
+    noisy = [r["metric"] for r in rows if r["verdict"] == "noisy"]
+    notes += [f"noise too high to judge: {noise.why_noisy(r)}" for r in rows if r["verdict"] == "noisy"]
+    return {"status": "REGRESSION" if failed else NOISY if noisy else "PASS", "baseline": str(baseline.path),
             "baseline_kind": baseline.kind, "description": baseline.description, "failed": failed,
-            "missing": missing, "notes": notes, "rows": rows}
+            "missing": missing, "noisy": noisy, "notes": notes, "rows": rows}
+
+
+def _judge_noise(rows: list[dict[str, Any]], baseline: Baseline, result: Mapping[str, Any],
+                 history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The rows of throughputs, MFU and tokens per joule judged against their noise (benchmarks.reporting.noise)."""
+    from .history import row as history_row
+    from .plots import workload_series
+
+    series, case, notes = workload_series(history_row(result)), result.get("case"), []
+    for r in rows:
+        r.update(reference="baseline", noise=None, noise_from=[], allowed=None, host_wait=None,
+                 measured=None)  # every row the same keys
+        kind = KINDS[METRIC_KIND[r["metric"]]]
+        if (r["metric"] in noise.JUDGED and kind.higher_is_better and r["change_kind"] == "rel"
+                and r["verdict"] in ("ok", "better", "REGRESSION")):
+            values = noise.history_figures(history, series, case, r["metric"], workload_series)
+            notes += noise.judge(r, r["tolerance"], result, baseline.result, values)
+    return notes
 
 
 # ------------------------------------------------------------------------------------------------ table
@@ -339,11 +366,36 @@ def _fmt_change(r: Mapping[str, Any]) -> str:
 
 def _fmt_tol(r: Mapping[str, Any]) -> str:
     sign = "-" if r["direction"] == "higher_is_better" else "+"
+    allowed = r.get("allowed")
+    if r["change_kind"] == "rel" and allowed is not None and allowed > r["tolerance"] + 1e-12:
+        sigma = r.get("noise")
+        why = f"{noise.Z:g} sigma" if sigma is not None and abs(allowed - noise.Z * sigma) < 1e-9 else "short history"
+        return f"{sign}{100 * allowed:.1f}% ({why})"  # widened by the measured noise, or while it is unknown
     if r["change_kind"] == "rel":
         return f"{sign}{100 * r['tolerance']:.1f}%"
     if METRIC_KIND[r["metric"]] in ("accuracy", "mfu"):
         return f"{sign}{100 * r['tolerance']:.2f} pts"
     return f"{sign}{r['tolerance']:g}"
+
+
+def row_cells(r: Mapping[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """One gate row as the table shows it: metric, baseline, now, change, allowed, verdict (rounded, n/a).
+    Tolerant of a row another version wrote (the HTML report reads old run folders): what it lacks is n/a."""
+    metric = str(r.get("metric"))
+
+    def value(v: Any) -> str:
+        if metric in METRIC_KIND and (v is None or _is_number(v)):
+            return _fmt(metric, v)
+        return "n/a" if v is None else str(v)
+
+    def guarded(fmt: Any) -> str:
+        try:
+            return fmt(r)
+        except (KeyError, TypeError, ValueError):
+            return "n/a"
+
+    return (metric, value(r.get("baseline")), value(r.get("now")), guarded(_fmt_change), guarded(_fmt_tol),
+            str(r.get("verdict") or "n/a"))
 
 
 def table(gate: Mapping[str, Any]) -> str:
@@ -361,5 +413,7 @@ def table(gate: Mapping[str, Any]) -> str:
     if gate.get("missing"):
         out.append(f"  missing (not gated): {', '.join(gate['missing'])}")
     out += [f"  note: {n}" for n in gate.get("notes", [])]
-    out.append(f"gate: {gate['status']}" + (f" ({', '.join(gate['failed'])})" if gate["failed"] else ""))
+    named = gate["failed"] or gate.get("noisy") or []
+    out.append(f"gate: {gate['status']}" + (f" ({', '.join(named)})" if named else "")
+               + (": noise too high to judge, not a regression" if gate["status"] == NOISY else ""))
     return "\n".join(out)

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import BenchmarkError
+from . import noise
 from .atomic import atomic_write_text
+
+
+# The gated throughputs whose figure a history row keeps (benchmarks.reporting.noise.night_figure).
+FIGURE_METRICS = ("p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core", "mfu")
+
+
+def _figure(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda r: noise.night_figure(r, key)
 
 
 def _m(key: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -88,7 +97,23 @@ COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
     ("p_infer_pass", _m("p_infer_pass")),
     ("mfu_executed", _m("mfu_executed")),
     ("world_size", _top("world_size")),
+    # failed and interrupted nights are rows too: their one-line error (the status column says which)
+    ("error", lambda r: _error_line(r.get("error"))),
+    # the night's figure for the gate's noise rule: its --repeat median, corrected for the host's load
+    # (benchmarks.reporting.noise), and that load: the share of runnable time its threads waited for a CPU
+    *((f"{m}_figure", _figure(m)) for m in FIGURE_METRICS),
+    ("host_wait_share", noise.night_wait),
 )
+ERROR_CHARS = 300  # a history cell holds the error's first line, cut to this length
+
+
+def _error_line(error: object) -> str | None:
+    if not error:
+        return None
+    text = " ".join(str(error).split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _ in COLUMNS)
 # Columns holding numbers (for readers such as `plot`).
 _MAX_HEADER_BYTES = 64 * 1024  # the header is ~450 bytes; a "first line" of gigabytes is not a history
@@ -97,7 +122,8 @@ NUMERIC_COLUMNS = frozenset({
     "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "peak_flops", "val_acc", "infer_acc",
     "val_choice_acc", "infer_choice_acc", "agreement", "mem_used_gib", "mem_total_gib", "compile_time",
     "e_val_j", "e_infer_j", "tokens_per_joule_whole", "tokens_per_joule_core", "avg_power_w", "idle_power_w",
-    "p_val_pass", "p_infer_pass", "mfu_executed", "world_size",
+    "p_val_pass", "p_infer_pass", "mfu_executed", "world_size", *(f"{m}_figure" for m in FIGURE_METRICS),
+    "host_wait_share",
 })
 
 

@@ -2,8 +2,11 @@
 
 Self-contained on purpose: CI artefact viewers and mail attachments show a single file, often offline, so
 the charts are inlined as base64 PNG, the style is inline and there is no script and no network reference.
-The page holds the history's charts, the latest run's metrics (with its gate rows when its result.json is
-still there), and every run, newest first, with regressions marked and a link to its run folder.
+The page holds the history's charts, the latest night whatever its status (with its gate rows, rounded, when
+its result.json is still there; a failed or interrupted night with its error line), and every night, newest
+first, regressions, NOISY gates and failed or interrupted nights marked, with a link to its run folder:
+relative when the run folders sit beside the report's folder (tools/nightly.sh), so the links work inside a CI
+artifact of both; else the machine's file:// URI.
 """
 from __future__ import annotations
 
@@ -11,11 +14,15 @@ import base64
 import datetime as _dt
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import BenchmarkError
+from .gate import row_cells
 from .plots import workload_series
+
+RUN_FILES = ("result.json", "result.md", "run.log", "stderr.log")  # linked from the latest run when present
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }
@@ -23,6 +30,8 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #eef; } td.text { text-align: left; }
 tr.regression td { background: #fdd; } .badge { color: #fff; background: #c00; padding: 0 0.4em; border-radius: 3px; }
+tr.noisy td { background: #fff3cd; } tr.ended td { background: #eee; color: #555; }
+.badge.noisy { background: #b58100; } .badge.ended { background: #555; }
 img { max-width: 100%; border: 1px solid #ddd; } .note { color: #555; }
 """
 # (history column, heading, how to show it)
@@ -41,12 +50,27 @@ def _fmt(value: Any, how: str) -> str:
     return f"{float(value):,.1f}"
 
 
-def _link(result_dir: Any) -> str:
+def _href(path: Path, page_dir: Path | None) -> str:
+    """A link that works where the page goes: relative when the run folder sits beside the report's folder
+    (tools/nightly.sh's runs/ and report/, also inside a CI artifact of both), else the machine's file:// URI."""
+    if page_dir is not None and path.is_absolute() and page_dir.is_absolute():
+        try:
+            path.relative_to(page_dir.parent)
+            return Path(os.path.relpath(path, page_dir)).as_posix()
+        except ValueError:
+            pass
+    return path.as_uri() if path.is_absolute() else path.as_posix()
+
+
+def _link(result_dir: Any, page_dir: Path | None = None, files: Sequence[str] = ()) -> str:
     if not result_dir:
         return ""
     path = Path(str(result_dir))
-    href = path.as_uri() if path.is_absolute() else str(path)
-    return f'<a href="{html.escape(href)}">{html.escape(path.name or str(path))}</a>'
+    out = f'<a href="{html.escape(_href(path, page_dir))}">{html.escape(path.name or str(path))}</a>'
+    for name in files:
+        if (path / name).is_file():
+            out += f' <a href="{html.escape(_href(path / name, page_dir))}">{html.escape(name)}</a>'
+    return out
 
 
 def _img(path: Path) -> str:
@@ -69,69 +93,109 @@ def _is_regression(row: Mapping[str, Any]) -> bool:
     return str(row.get("gate") or "").upper() == "REGRESSION"
 
 
-def _latest(latest: Mapping[str, Any]) -> list[str]:
+def _ended(row: Mapping[str, Any]) -> bool:
+    """A night that did not complete: failed or interrupted (its row has the status and the error line)."""
+    return str(row.get("status") or "completed") != "completed"
+
+
+def _row_class(row: Mapping[str, Any]) -> str:
+    if _ended(row):
+        return "ended"
+    if _is_regression(row):
+        return "regression"
+    return "noisy" if str(row.get("gate") or "").upper() == "NOISY" else ""
+
+
+def _badge(row: Mapping[str, Any]) -> str:
+    if _ended(row):
+        return f'<span class="badge ended">{html.escape(str(row.get("status")).upper())}</span>'
+    gate = str(row.get("gate") or "")
+    if gate.upper() in ("REGRESSION", "NOISY"):
+        cls = "badge noisy" if gate.upper() == "NOISY" else "badge"
+        return f'<span class="{cls}">{html.escape(gate.upper())}</span>'
+    return html.escape(gate or "n/a")
+
+
+def _latest(latest: Mapping[str, Any], page_dir: Path | None) -> list[str]:
+    """The latest night, whatever its status: a failed or interrupted night shows its error line."""
     out = ["<h2>Latest run</h2>", "<table>"]
-    for key, label in (("start_time", "start"), ("device_name", "device"), ("precision", "precision"),
-                       ("toolkit", "toolkit"), ("verdict", "verdict"), ("gate", "gate")):
+    for key, label in (("start_time", "start"), ("status", "status"), ("device_name", "device"),
+                       ("precision", "precision"), ("toolkit", "toolkit"), ("verdict", "verdict"), ("gate", "gate")):
         value = html.escape(str(latest.get(key) or "n/a"))
-        if key == "gate" and _is_regression(latest):
-            value = '<span class="badge">REGRESSION</span>'
+        if key == "gate":
+            value = _badge({**latest, "status": "completed"})
+        elif key == "status" and _ended(latest):
+            value = _badge(latest)
         out.append(f'<tr><th>{label}</th><td class="text">{value}</td></tr>')
+    if latest.get("error"):
+        out.append(f'<tr><th>error</th><td class="text">{html.escape(str(latest["error"]))}</td></tr>')
     out.append(f'<tr><th>series</th><td class="text">{html.escape(workload_series(latest))}</td></tr>')
     for key, label, how in METRIC_COLUMNS:
         out.append(f"<tr><th>{html.escape(label)}</th><td>{_fmt(latest.get(key), how)}</td></tr>")
-    out.append(f'<tr><th>run folder</th><td class="text">{_link(latest.get("result_dir"))}</td></tr>')
+    out.append(f'<tr><th>run folder</th><td class="text">'
+               f'{_link(latest.get("result_dir"), page_dir, RUN_FILES)}</td></tr>')
     out.append("</table>")
     gate = _gate_rows(latest.get("result_dir"))
     if gate:
-        out += ["<h3>Gate</h3>", "<table>", "<tr><th>metric</th><th>baseline</th><th>now</th><th>verdict</th></tr>"]
+        head = ("metric", "baseline", "now", "change", "allowed", "verdict")
+        out += ["<h3>Gate</h3>", "<table>", "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
         for r in gate:
-            cls = ' class="regression"' if r.get("verdict") == "REGRESSION" else ""
-            out.append(f'<tr{cls}><td class="text">{html.escape(str(r.get("metric")))}</td>'
-                       f'<td>{html.escape(str(r.get("baseline")))}</td><td>{html.escape(str(r.get("now")))}</td>'
-                       f'<td class="text">{html.escape(str(r.get("verdict")))}</td></tr>')
+            cells = row_cells(r)
+            verdict = str(r.get("verdict"))
+            cls = ' class="regression"' if verdict == "REGRESSION" else ' class="noisy"' if verdict == "noisy" else ""
+            text = ' class="text"'
+            out.append(f"<tr{cls}>" + "".join(f"<td{text if i in (0, 5) else ''}>{html.escape(c)}</td>"
+                                               for i, c in enumerate(cells)) + "</tr>")
         out.append("</table>")
     return out
 
 
-def _runs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    head = ["start", "series", "verdict", "gate"] + [label for _, label, _ in METRIC_COLUMNS] + ["run folder"]
+def _runs(rows: Sequence[Mapping[str, Any]], page_dir: Path | None) -> list[str]:
+    head = (["start", "status", "series", "verdict", "gate"] + [label for _, label, _ in METRIC_COLUMNS]
+            + ["run folder", "error"])
     out = ["<h2>All runs (newest first)</h2>", "<table>",
            "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
-        regress = _is_regression(r)
-        gate = html.escape(str(r.get("gate") or "")) + (' <span class="badge">!</span>' if regress else "")
+        gate = "" if _ended(r) else _badge(r)
         cells = [f'<td class="text">{html.escape(str(r.get("start_time") or ""))}</td>',
+                 f'<td class="text">{_badge(r) if _ended(r) else html.escape(str(r.get("status") or "completed"))}</td>',
                  f'<td class="text">{html.escape(workload_series(r))}</td>',
                  f'<td class="text">{html.escape(str(r.get("verdict") or ""))}</td>', f'<td class="text">{gate}</td>']
         cells += [f"<td>{_fmt(r.get(key), how)}</td>" for key, _, how in METRIC_COLUMNS]
-        cells.append(f'<td class="text">{_link(r.get("result_dir"))}</td>')
-        out.append(("<tr class=\"regression\">" if regress else "<tr>") + "".join(cells) + "</tr>")
+        cells.append(f'<td class="text">{_link(r.get("result_dir"), page_dir)}</td>')
+        cells.append(f'<td class="text">{html.escape(str(r.get("error") or ""))}</td>')
+        cls = _row_class(r)
+        out.append((f'<tr class="{cls}">' if cls else "<tr>") + "".join(cells) + "</tr>")
     out.append("</table>")
     return out
 
 
-def render(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Path) -> str:
+def render(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Path,
+           page_dir: Path | None = None) -> str:
+    """The page; `page_dir` is the folder it is written to (run folders beside it are linked relatively)."""
     ordered = sorted(rows, key=lambda r: str(r.get("start_time") or ""), reverse=True)
     regressions = sum(_is_regression(r) for r in ordered)
+    ended = sum(_ended(r) for r in ordered)
+    noisy = sum(str(r.get("gate") or "").upper() == "NOISY" for r in ordered)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>llama-bench history</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>llama-bench history</h1>",
              f'<p class="note">{len(ordered)} run(s) from {html.escape(str(source))}, generated {stamp}; '
-             f"{regressions} gated run(s) with a regression.</p>"]
+             f"{regressions} gated run(s) with a regression, {noisy} whose gate found the noise too high to judge, "
+             f"{ended} failed or interrupted.</p>"]
     if ordered:
-        parts += _latest(ordered[0])
+        parts += _latest(ordered[0], page_dir)
     parts.append("<h2>Charts</h2>")
     parts += [_img(p) for p in charts]
-    parts += _runs(ordered)
+    parts += _runs(ordered, page_dir)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
 def write_html_report(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Path, path: Path) -> Path:
     try:
-        path.write_text(render(rows, charts, source), encoding="utf-8")
+        path.write_text(render(rows, charts, source, path.parent.resolve()), encoding="utf-8")
     except OSError as exc:
         raise BenchmarkError(f"--out {path.parent}: cannot write {path.name} ({exc.strerror}); choose another folder") from None
     return path

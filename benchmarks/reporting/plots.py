@@ -127,8 +127,13 @@ HISTORY_CHARTS = (
 )
 
 
+# How a night that did not complete is drawn: a mark on the x axis at its start time, in every chart.
+ENDED_STYLE = {"failed": {"marker": "x", "color": "tab:red"}, "interrupted": {"marker": "|", "color": "0.35"}}
+
+
 def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
-    """One PNG per chart of HISTORY_CHARTS; one line per comparable workload (`workload_series`)."""
+    """One PNG per chart of HISTORY_CHARTS; one line per comparable workload (`workload_series`); failed and
+    interrupted nights as marks on the x axis (ENDED_STYLE), so a gap in a line is never silent."""
     try:
         plt = _pyplot()
     except ImportError:
@@ -138,9 +143,12 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]
     except OSError as exc:
         raise BenchmarkError(f"--out {out_dir}: cannot create it ({exc.strerror}); choose another folder") from None
     series: dict[str, list[tuple[_dt.datetime, Mapping[str, Any]]]] = defaultdict(list)
+    ended: dict[str, list[_dt.datetime]] = defaultdict(list)  # failed / interrupted nights: marks on the axis
     for r in rows:
         when = _when(r.get("start_time", ""))
-        if when is not None:
+        if when is not None and str(r.get("status") or "completed") != "completed":
+            ended[str(r.get("status"))].append(when)
+        elif when is not None:
             series[workload_series(r)].append((when, r))
     flags = workload_flags(rows)
     written = []
@@ -152,6 +160,9 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]
                 pts = [(t, scale * r[col]) for t, r in points if r.get(col) is not None]
                 if pts:
                     ax.plot(*zip(*pts), marker="o", markersize=4, label=f"{label} {suffix}".strip())
+        for status, times in sorted(ended.items()):
+            ax.plot(sorted(times), [0] * len(times), linestyle="none", clip_on=False, markersize=10,
+                    **ENDED_STYLE.get(status, ENDED_STYLE["failed"]), label=f"{status} night")
         ax.set_title(f"{title} over time ({len(rows)} runs" + "".join(f"; {f}" for f in flags) + ")")
         ax.set_xlabel("run start (UTC)")
         ax.set_ylabel(ylabel)

@@ -70,6 +70,7 @@ class RunResult:
     accuracy: dict[str, Any] = UNSET
     throughput_by_length: dict[str, Any] = UNSET
     energy: dict[str, Any] = UNSET  # benchmarks.energy.energy_block: {"available": false, "reason"} without telemetry
+    host_cpu_wait: dict[str, Any] = UNSET  # benchmarks.host_cpu: per pass, how long the host's load kept a CPU away
     reference_record: dict[str, Any] = UNSET  # the reference's final record (metrics.reference_record)
     gate: dict[str, Any] = UNSET  # --baseline
     error: str = UNSET  # failed or interrupted: "Type: message"

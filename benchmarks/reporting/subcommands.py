@@ -3,9 +3,10 @@
   run_benchmark.py compare-results RESULT.json --baseline FILE      the regression gate, offline
   run_benchmark.py compare-predictions A.jsonl B.jsonl [--field pred_infer] [--out diff.jsonl]
   run_benchmark.py plot --history FILE --out DIR                   throughput / MFU / accuracy over time
+  run_benchmark.py history-add --history FILE --run-dir DIR        the row of a night that could not append it
 
-Exit codes as for a run: 0 ok, 1 regression (compare-results; compare-predictions with --min-agreement),
-2 bad input or usage.
+Exit codes as for a run: 0 ok (also a gate NOISY: noise too high to judge), 1 regression (compare-results;
+compare-predictions with --min-agreement), 2 bad input or usage.
 """
 from __future__ import annotations
 
@@ -40,11 +41,19 @@ def compare_results(argv: list[str]) -> int:
     p.add_argument("--allow-mismatch", action="store_true",
                    help="compare runs of different workloads (device, precision, smoke/--limit, ...) anyway, "
                         "printing the differences")
+    p.add_argument("--history", type=Path, default=None, metavar="FILE",
+                   help="a --history CSV: the last nights of this workload tell the gate the night-to-night noise")
     args = p.parse_args(argv)
     result = gate.load_result(args.result, "compare-results")
-    g = gate.compare(result, gate.allowing_mismatch(gate.load_baseline(args.baseline), args.allow_mismatch))
+    past = []
+    if args.history is not None:
+        from .history import read_history
+
+        # the run itself is left out when it is one of the rows: its own value is no evidence of the noise
+        past = [r for r in read_history(args.history) if r.get("start_time") != result.get("start_time")]
+    g = gate.compare(result, gate.allowing_mismatch(gate.load_baseline(args.baseline), args.allow_mismatch), past)
     print(gate.table(g))
-    return EXIT_REGRESSION if g["status"] != "PASS" else EXIT_OK
+    return EXIT_REGRESSION if g["status"] == "REGRESSION" else EXIT_OK
 
 
 # ------------------------------------------------------------------------------------ compare-predictions
@@ -175,10 +184,54 @@ def plot(argv: list[str]) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------------------- history-add
+ENDS = ("failed", "interrupted")
+
+
+def history_add(argv: list[str]) -> int:
+    """The row of a night that did not append its own: a run refused before it started (exit 2) or killed
+    without a chance to record its end (SIGKILL, the OOM killer). tools/nightly.sh calls it after every run."""
+    import datetime as _dt
+
+    from .history import append_history, read_history
+
+    p = _Parser(prog="run_benchmark.py history-add",
+                description="Append the row of a run folder to a --history CSV unless it is there already: "
+                            "its result.json whatever its status (a run that never recorded its end gets --status), "
+                            "or, without a readable result.json, a row with the status, the error line and the folder.")
+    p.add_argument("--history", type=Path, required=True, help="the CSV written by run_benchmark.py --history")
+    p.add_argument("--run-dir", type=Path, required=True, help="the run's --output_dir")
+    p.add_argument("--status", choices=ENDS, default="failed",
+                   help="the status of a run that did not record its end (default: failed)")
+    p.add_argument("--error", default=None, help="the one-line error to record (e.g. the run's last stderr line)")
+    args = p.parse_args(argv)
+    result: dict[str, Any] = {}
+    try:
+        loaded = json.loads((args.run_dir / "result.json").read_text(encoding="utf-8"))
+        result = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass
+    if result.get("status") not in ("completed", *ENDS):  # none, or "running": it never recorded its end
+        result = {**result, "status": args.status,
+                  "error": args.error or "the run ended without recording its end (killed?)"}
+    elif args.error and not result.get("error") and result["status"] != "completed":
+        result["error"] = args.error
+    result.setdefault("start_time", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    if args.history.is_file():
+        folder = str(args.run_dir)
+        if any(r.get("result_dir") == folder for r in read_history(args.history)):
+            print(f"{args.history}: {folder} is recorded already")
+            return EXIT_OK
+    append_history(args.history, result, args.run_dir)
+    print(f"{args.history}: {result['status']} night recorded ({args.run_dir})")
+    return EXIT_OK
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "compare-results": compare_results,
     "compare-predictions": compare_predictions,
     "plot": plot,
+    "history-add": history_add,
 }
 
 

@@ -5,10 +5,11 @@ The runner writes the run's own files; the CLI calls `check_gate_inputs` before 
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import EXIT_OK, EXIT_REGRESSION
+from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError
 from . import comparable
 from . import gate as _gate
 from . import history
@@ -43,6 +44,10 @@ def print_table(result: Mapping[str, Any]) -> None:
             cv = "n/a" if s["cv"] is None else f"{100 * s['cv']:.1f}%"
             print(f"repeat x{result['repeat']['completed']} {key}: median {s['median']:.1f} "
                   f"(min {s['min']:.1f}, max {s['max']:.1f}, CV {cv})")
+    if result.get("reference_record"):
+        # FlagPerf's collector reads the container's stdout for this line (ast.literal_eval from the first '{'):
+        # printed whatever --quiet says, and in run.log
+        print(f"Finish Info: {result['reference_record']!r}")
 
 
 def after_run(result: RunResult, output_dir: Path, baseline: _gate.Baseline | None,
@@ -52,9 +57,9 @@ def after_run(result: RunResult, output_dir: Path, baseline: _gate.Baseline | No
     print_table(result.as_dict())
     code = EXIT_OK
     if baseline is not None:
-        result.gate = _gate.compare(result.as_dict(), baseline)
+        result.gate = _gate.compare(result.as_dict(), baseline, past_nights(history_path))
         save_all(output_dir, result)
-        code = EXIT_REGRESSION if result.gate["status"] != "PASS" else EXIT_OK
+        code = EXIT_REGRESSION if result.gate["status"] == "REGRESSION" else EXIT_OK
     data = result.as_dict()
     if history_path is not None:
         history.append_history(history_path, data, output_dir)
@@ -65,4 +70,18 @@ def after_run(result: RunResult, output_dir: Path, baseline: _gate.Baseline | No
     print("files:\n" + "\n".join(f"  {p}" for p in files) + (f"\nhistory: {history_path}" if history_path else ""))
     if baseline is not None:
         print("\n" + _gate.table(result.gate))
+        if result.gate["status"] == _gate.NOISY:
+            print(f"warning: gate {_gate.NOISY}: noise too high to judge {', '.join(result.gate['noisy'])} "
+                  "(exit 0; the gate table's notes say why)", file=sys.stderr)
     return code
+
+
+def past_nights(history_path: Path | None) -> list[dict[str, Any]]:
+    """The rows of --history before this run's, whose spread tells the gate the night-to-night noise; none when
+    the file is new or cannot be read (its problems are reported when the row is appended)."""
+    if history_path is None or not history_path.is_file():
+        return []
+    try:
+        return history.read_history(history_path)
+    except BenchmarkError:
+        return []

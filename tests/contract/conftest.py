@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -30,6 +31,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case_name" in metafunc.fixturenames:
         only = metafunc.config.getoption("--case")
         metafunc.parametrize("case_name", [only] if only else known_cases(), scope="module")
+
+
+_DESELECTED_TOOLKIT_TESTS: list[str] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Remember the vendor's toolkit tests a tier left out (`-m "not slow"`: every toolkit but `none` compiles)."""
+    _DESELECTED_TOOLKIT_TESTS.extend(item.name for item in items
+                                     if "toolkit_name" in getattr(item, "fixturenames", ()))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say which of the vendor's toolkit tests did not run, so a fast tier that passes is not read as the whole
+    contract passing."""
+    if _DESELECTED_TOOLKIT_TESTS:
+        vendor = config.getoption("--vendor")
+        terminalreporter.write_line(
+            f"vendor '{vendor}': {len(_DESELECTED_TOOLKIT_TESTS)} toolkit test(s) deselected, not run (the tests of "
+            f"every toolkit but 'none' are marked slow: they compile): {', '.join(sorted(_DESELECTED_TOOLKIT_TESTS))}; "
+            f"run them all with `pytest tests/contract/test_vendor_contract.py --vendor {vendor}` (no -m)", yellow=True)
 
 
 def _switched_on(opt):

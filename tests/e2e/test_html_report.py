@@ -97,12 +97,28 @@ def test_html_report_is_self_contained(hist: Path, tmp_path: Path) -> None:
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
     assert len(images) == 3 and all(base64.b64decode(i)[:8] == PNG_MAGIC for i in images)
     refs = re.findall(r'(?:src|href)="([^"]+)"', text)
-    assert not [r for r in refs if not r.startswith(("data:image/png;base64,", "file://"))]  # no network
+    # no network: inlined charts, and the run folders, which sit beside the report's folder, linked relatively
+    # (so the links work inside a CI artifact of report/ and runs/; before, they were file:// URIs)
+    assert not [r for r in refs if not r.startswith(("data:image/png;base64,", "../runs/"))]
     assert "<script" not in text and "<link" not in text
     # newest first: the --limit run is the latest; the regressed night is marked, its folder linked
     assert text.index("limit 2") < text.index(">2026-11-02T02:00:00+00:00<")
     assert text.count('<tr class="regression">') == 1  # its row in "all runs"; the latest run has no gate
-    assert (tmp_path / "runs" / "night2").as_uri() in text and "1 gated run(s) with a regression" in text
+    assert 'href="../runs/night2"' in text and "1 gated run(s) with a regression" in text
+    assert (page.parent / "../runs/night2/result.json").resolve().is_file()  # the link resolves from the page
+
+
+def test_html_links_a_run_folder_elsewhere_by_its_file_uri(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "run1"
+    rows = [{**_row_of(_result("2026-11-01T02:00:00+00:00", 1000.0)), "result_dir": str(elsewhere)}]
+    text = html_report.render(rows, [], tmp_path / "h.csv", tmp_path / "site" / "report")
+    assert f'href="{elsewhere.as_uri()}"' in text
+
+
+def _row_of(result: dict[str, Any]) -> dict[str, Any]:
+    row = history.row(result)
+    return {k: (float(v) if k in history.NUMERIC_COLUMNS and v else None if k in history.NUMERIC_COLUMNS else v)
+            for k, v in row.items()}
 
 
 def test_html_latest_run_shows_its_gate_rows(hist: Path, tmp_path: Path) -> None:
@@ -148,32 +164,94 @@ def test_html_report_in_a_headless_browser(hist: Path, tmp_path: Path) -> None:
     assert _colours(shot) > 20  # text, tables and charts: not a blank page
 
 
-@pytest.mark.slow
-def test_nightly_script_runs_gates_records_and_reports(smoke_cache: Path, tmp_path: Path) -> None:
-    """tools/nightly.sh end to end on the smoke workload: night 1 against itself passes, night 2 against an
-    impossible baseline exits 1; both nights are in the history and the report."""
+NIGHTLY = Path(__file__).resolve().parents[2] / "tools" / "nightly.sh"
+
+
+def _nightly_env(smoke_cache: Path, **extra: str) -> dict[str, str]:
     import os
 
+    return {**os.environ, "LLAMA_BENCH_CACHE": str(smoke_cache), "NIGHTLY_SMOKE": "1", "NIGHTLY_VENDOR": "cpu",
+            "NIGHTLY_REPEAT": "1", "NIGHTLY_ARGS": "--limit 1 --set few_shots=0", **extra}
+
+
+@pytest.mark.slow
+def test_nightly_script_runs_gates_records_and_reports(smoke_cache: Path, tmp_path: Path) -> None:
+    """tools/nightly.sh end to end on the smoke workload, called from another folder with relative paths: night 1
+    against itself passes, night 2 against an impossible baseline exits 1, night 3 against a baseline of another
+    workload is refused (exit 2) and is a history row too; the report's latest night is that refused one."""
     repo = Path(__file__).resolve().parents[2]
     first = tmp_path / "first"
-    env = {**os.environ, "LLAMA_BENCH_CACHE": str(smoke_cache), "NIGHTLY_HOME": str(tmp_path / "nightly"),
-           "NIGHTLY_SMOKE": "1", "NIGHTLY_VENDOR": "cpu", "NIGHTLY_ARGS": "--limit 1 --set few_shots=0"}
+    env = _nightly_env(smoke_cache, NIGHTLY_HOME="nightly")
     seed = subprocess.run(["python3", "run_benchmark.py", "--smoke", "--limit", "1", "--set", "few_shots=0", "--quiet",
                            "--output_dir", str(first)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert seed.returncode == 0, seed.stderr
-    # a baseline with the workload of the seed run, expecting a speed no CPU reaches
-    impossible = tmp_path / "impossible.yaml"
-    impossible.write_text("smoke: true\nlimit: 1\nmetrics: {p_infer_core: 1.0e+12}\n", encoding="utf-8")
-    codes = []
-    for baseline in (first / "result.json", impossible):
-        proc = subprocess.run(["tools/nightly.sh"], cwd=repo, env={**env, "NIGHTLY_BASELINE": str(baseline)},
+    # baselines named relative to the caller's folder (tmp_path), as NIGHTLY_HOME is
+    (tmp_path / "impossible.yaml").write_text("smoke: true\nlimit: 1\nmetrics: {p_infer_core: 1.0e+12}\n",
+                                              encoding="utf-8")
+    (tmp_path / "other.yaml").write_text("smoke: false\nmetrics: {p_infer_core: 1.0}\n", encoding="utf-8")
+    codes, outs = [], []
+    for baseline in ("first/result.json", "impossible.yaml", "other.yaml"):
+        proc = subprocess.run([str(NIGHTLY)], cwd=tmp_path, env={**env, "NIGHTLY_BASELINE": baseline},
                               capture_output=True, text=True, timeout=300)
         codes.append(proc.returncode)
+        outs.append(proc.stdout + proc.stderr)
         assert "report.html" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert codes[1] == 1 and "nightly: performance regression" in proc.stdout
-    assert codes[0] in (0, 1)  # against itself: CPU noise may still exceed 5%
-    assert len(history.read_history(tmp_path / "nightly" / "history.csv")) == 2
+    assert codes[0] in (0, 1) and codes[1:] == [1, 2], outs  # night 1 against itself: CPU noise may still exceed 5%
+    assert "nightly: performance regression" in outs[1] and "nightly: misconfigured" in outs[2]
+    assert not (repo / "nightly").exists() and (tmp_path / "nightly" / "history.csv").is_file()
+    rows = history.read_history(tmp_path / "nightly" / "history.csv")
+    assert [r["status"] for r in rows] == ["completed", "completed", "failed"]
+    assert rows[2]["error"].startswith("error: --baseline ") and "not comparable with this run" in rows[2]["error"]
+    latest = (tmp_path / "nightly" / "latest").read_text().strip()
+    assert rows[2]["result_dir"] == str(tmp_path / "nightly" / "runs" / latest)
     text = (tmp_path / "nightly" / "report" / "report.html").read_text(encoding="utf-8")
-    assert "2 run(s)" in text and '<span class="badge">REGRESSION</span>' in text
-    proc = subprocess.run(["tools/nightly.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert "3 run(s)" in text and '<span class="badge">REGRESSION</span>' in text
+    assert '<span class="badge ended">FAILED</span>' in text.split("<h2>Charts</h2>")[0]  # the latest night
+    proc = subprocess.run([str(NIGHTLY)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "NIGHTLY_BASELINE" in proc.stderr
+
+
+@pytest.mark.slow
+def test_nightly_sigterm_stops_the_run_and_records_an_interrupted_night(smoke_cache: Path, tmp_path: Path) -> None:
+    """SIGTERM to the script: its run stops (no python left behind) and records the night as interrupted; the
+    script still writes the history row's report and exits 130."""
+    import os
+    import signal
+    import time
+
+    env = _nightly_env(smoke_cache, NIGHTLY_HOME=str(tmp_path / "home"), NIGHTLY_VENDOR="slowdown",
+                       NIGHTLY_BASELINE=str(tmp_path / "base.yaml"),
+                       LLAMA_BENCH_VENDOR_PATH=str(NIGHTLY.parents[1] / "tests" / "vendors"),
+                       NIGHTLY_ARGS="--limit 1 --set few_shots=0 --set slowdown=400")  # inference ~400x slower
+    (tmp_path / "base.yaml").write_text("smoke: true\nmetrics: {p_infer_core: 1.0}\n", encoding="utf-8")
+    proc = subprocess.Popen([str(NIGHTLY)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "home" / "runs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the run is inside its (slowed) inference pass
+        results = list(runs.glob("*/result.json"))
+        if results and "compile" in json.loads(results[0].read_text() or "{}").get("phases_done", []):
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the run never reached its inference pass")
+    run_dir = results[0].parent
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "nightly: interrupted" in out
+    left = [p for p in os.listdir("/proc") if p.isdigit() and str(run_dir) in _cmdline(p)]
+    assert left == [], f"processes of the run still alive: {left}"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "interrupted" and "signal 15" in result["error"]
+    rows = history.read_history(tmp_path / "home" / "history.csv")
+    assert [(r["status"], r["result_dir"]) for r in rows] == [("interrupted", str(run_dir))]
+    text = (tmp_path / "home" / "report" / "report.html").read_text(encoding="utf-8")
+    assert '<span class="badge ended">INTERRUPTED</span>' in text
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

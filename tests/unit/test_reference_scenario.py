@@ -193,6 +193,64 @@ def test_reference_toolkit_keeps_the_vendor_class_hooks() -> None:
         reference_toolkit(Engine)
 
 
+def test_reference_scenario_compiles_with_the_vendors_compiling_toolkit_whatever_its_name() -> None:
+    from benchmarks.toolkits import reference_compiler
+
+    class AcmeCompile(Inductor):
+        name = "acme_compile"
+
+    class AcmeFused(Inductor):
+        name = "acme_fused"
+        reference_compiler = True
+
+    class Engine:
+        name = "engine"
+
+    assert reference_compiler({"none": Eager, "inductor": Inductor}, "inductor") == "inductor"
+    assert reference_compiler({"none": Eager, "acme_compile": AcmeCompile, "engine": Engine}, "inductor") == \
+        "acme_compile"  # the one subclass of Inductor
+    assert reference_compiler({"none": Eager, "acme_compile": AcmeCompile, "acme_fused": AcmeFused},
+                              "inductor") == "acme_fused"  # among several, the declared one
+    assert reference_compiler({"none": Eager, "engine": Engine}, "none") == "none"
+    with pytest.raises(BenchmarkError, match="offers no toolkit of that name and no toolkit whose class subclasses "
+                                             "benchmarks.toolkits.Inductor; or choose one with --set compiler=NAME "
+                                             r"\(known: engine, none\)"):
+        reference_compiler({"none": Eager, "engine": Engine}, "inductor")
+    with pytest.raises(BenchmarkError, match="several compiling toolkits \\(acme_compile, inductor\\); set "
+                                             "reference_compiler = True"):
+        reference_compiler({"inductor2": Eager, "acme_compile": AcmeCompile, "inductor": AcmeCompile}, "x")
+
+
+def test_reference_config_takes_the_vendors_compiling_toolkit_and_says_so() -> None:
+    from benchmarks.cli import _reference_compiler
+
+    class AcmeCompile(Inductor):
+        name = "acme_compile"
+
+    class Acme:
+        def toolkits(self):
+            return {"none": Eager, "acme_compile": AcmeCompile}
+
+    config = _config("cpu", "reference")
+    assert config.run.compiler == "inductor"
+    renamed = _reference_compiler(config, Acme(), "acme")
+    assert renamed.run.compiler == "acme_compile" and renamed.vendor is config.vendor
+    assert renamed.sources["compiler"] == ("scenario reference (vendor acme's compiling toolkit for the "
+                                           "reference's 'inductor')")
+    assert _reference_compiler(config, get_vendor("cpu"), "cpu") is config  # it has one named inductor
+
+
+def test_reference_scenario_without_a_compiler_skips_the_inference_pass_and_counts_no_prepare_in_whole() -> None:
+    assert scenarios.skips_inference("reference", "none") and not scenarios.skips_inference("optimized", "none")
+    assert not scenarios.skips_inference("reference", "inductor")
+    assert scenarios.prepare_in_whole("optimized") and not scenarios.prepare_in_whole("reference")
+    infer = _record("inference", 1000, 0.5, 1.0, (1,))
+    kw = dict(e2e_s=3.0, val=None, infer=infer, labels=[1], flops_per_token=2.0, peak=metrics.PeakFlops(None, "x"),
+              memory=None, compile_s=1.0, val_warmup_s=None)
+    assert metrics.compute(**kw).p_infer_whole == 500.0  # the pass and the 1 s of prepare
+    assert metrics.compute(**kw, prepare_in_whole=False).p_infer_whole == 1000.0  # the pass alone
+
+
 # ------------------------------------------------------------------------------------ reference_record
 
 
