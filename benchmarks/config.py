@@ -26,9 +26,11 @@ from typing import Any, Mapping
 import yaml
 
 from . import scenarios
-from .errors import BenchmarkError, one_line
+from .errors import BenchmarkError, one_line, printable
 from .flops import parse_flops
-from .input_limits import LimitedLoader, check_int_range
+from .input_limits import LimitedLoader, check_int_range, load_yaml, read_bytes
+
+MAX_CONFIG_BYTES = 16 * 2**20  # a config file is a few kB
 from .interfaces import PRECISIONS, yaml_text
 
 
@@ -107,6 +109,7 @@ class Config:
     # optimization name -> its Options instance, for every optimization the case declares (on or off)
     optimizations: Mapping[str, Any] = field(default_factory=dict)
     scenario: str = "optimized"  # benchmarks.scenarios: which semantics the run measures
+    replaced: Mapping[str, Any] = field(default_factory=dict)  # key -> the files' value a --set replaced
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -144,7 +147,7 @@ def read_yaml(path: Path, required: bool = True) -> dict[str, Any]:
             return {}
         raise BenchmarkError(f"{path}: config file not found; create it (see configs/ in the repository)")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        data = load_yaml(read_bytes(path, "config file", MAX_CONFIG_BYTES).decode("utf-8"), _UniqueKeyLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         msg = one_line(exc)
         raise BenchmarkError(f"{path}: not valid YAML ({msg})") from None
@@ -260,8 +263,11 @@ def parse_set(item: str, types_by_key: Mapping[str, Any]) -> tuple[str, Any]:
     if _check_type(raw, tp):
         # Keys that take strings keep the text verbatim ("2*7e9" must not turn into anything else).
         return key, (None if raw in ("null", "~") and _check_type(None, tp) else raw)
-    try:
-        value = yaml.safe_load(raw) if raw else None
+    try:  # the config files' bounded loader: no alias bomb, no deep nesting, no key given twice
+        value = load_yaml(raw, _UniqueKeyLoader) if raw else None
+    except (yaml.composer.ComposerError, yaml.constructor.ConstructorError) as exc:  # a bound or a duplicate key
+        raise BenchmarkError(f"--set {printable(item[:60])}{'...' if len(item) > 60 else ''}: "
+                             f"{getattr(exc, 'problem', None) or one_line(exc)}; expected a small value") from None
     except yaml.YAMLError:
         value = raw
     value = _yaml11_float(value, tp)
@@ -368,8 +374,11 @@ def load_config(
             raise BenchmarkError(
                 f"{sources[key]}: unknown key '{key}' (not a {hint} key); known keys: {', '.join(sorted(owner))}"
             )
+    replaced: dict[str, Any] = {}
     for item in overrides:
         key, value = parse_set(item, types_by_key)
+        if key in merged and sources.get(key) != "--set":
+            replaced[key] = merged[key]
         merged[key] = value
         sources[key] = "--set"
     parts = {}
@@ -378,7 +387,8 @@ def load_config(
         parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources,
                              homes[home_of(group)])
     config = Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources),
-                    optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations}, scenario=scenario)
+                    optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations}, scenario=scenario,
+                    replaced=replaced)
     check_optimizations(case.optimizations, config)
     return config
 

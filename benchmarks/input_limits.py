@@ -6,14 +6,73 @@ while parsing, in time proportional to the file, before anything walks it.
 """
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from .errors import BenchmarkError
+from .errors import BenchmarkError, printable
 
 MAX_DEPTH = 100  # nested collections; real configs and results are < 10 deep
 MAX_NODES = 100_000  # scalars and collections after alias expansion; real configs hold a few hundred
+MAX_INPUT_BYTES = 256 * 2**20  # an input file read whole (a full run's predictions.jsonl is ~2 MB)
+
+
+def read_bytes(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES, prefix: bool = False) -> bytes:
+    """The bytes of a regular file, read whole, at most `max_bytes`: a FIFO, device or folder is refused (it is
+    opened without blocking, then checked), so no reader waits forever on a FIFO or reads /dev/zero forever.
+    Any problem is a one-line BenchmarkError naming `what` and the path. prefix: the first `max_bytes` of a
+    file of any size (a header line)."""
+    shown = printable(os.fsencode(str(path)).decode("utf-8", "backslashreplace"))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise BenchmarkError(f"{what} {shown}: file not found") from None
+    except OSError as exc:
+        raise BenchmarkError(f"{what} {shown}: cannot read it ({exc.strerror}); fix the path or permissions") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+            raise BenchmarkError(f"{what} {shown}: {kind}, not a regular file; give a file written by run_benchmark.py")
+        if info.st_size > max_bytes and not prefix:
+            raise BenchmarkError(f"{what} {shown}: {info.st_size:,} bytes, more than the {max_bytes:,} such a file "
+                                 "can have; give a file written by run_benchmark.py")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise BenchmarkError(f"{what} {shown}: cannot read it ({exc.strerror}); fix the path or permissions") from None
+    finally:
+        os.close(fd)
+    if prefix:
+        return b"".join(chunks)[:max_bytes]
+    if size > max_bytes:
+        raise BenchmarkError(f"{what} {shown}: more than the {max_bytes:,} bytes such a file can have")
+    return b"".join(chunks)
+
+
+def read_text(path: Path, what: str, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """read_bytes as UTF-8; bytes that are not UTF-8 are a BenchmarkError naming their offset."""
+    data = read_bytes(path, what, max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        shown = printable(os.fsencode(str(path)).decode("utf-8", "backslashreplace"))
+        raise BenchmarkError(f"{what} {shown}: not UTF-8 text at byte {exc.start}; give a file written by "
+                             "run_benchmark.py") from None
+
+
+def load_yaml(text: str, loader: type | None = None) -> Any:
+    """YAML through the bounded loader (depth, alias expansion, unhashable keys): config files, baselines and
+    every `--set` value take this one path."""
+    return yaml.load(text, Loader=loader or LimitedLoader)
 
 
 class LimitedLoader(yaml.SafeLoader):

@@ -90,7 +90,9 @@ class Run:
     def execute(self) -> RunResult:
         try:
             return self._execute()
-        except torch.OutOfMemoryError as exc:  # one line: where, the prompt length, memory figures, knobs
+        except (torch.OutOfMemoryError, RuntimeError) as exc:  # one line: where, prompt length, figures, knobs
+            if not faults.is_out_of_memory(exc) or isinstance(exc, faults.DeviceOutOfMemory):
+                raise
             raise self._out_of_memory(exc) from exc
 
     def _execute(self) -> RunResult:
@@ -281,6 +283,7 @@ class Run:
         """Metrics, verdict and the accuracy detail into the result, from what the run recorded (rank 0 of
         a data-parallel run: from every rank's figures, `ranks`)."""
         req, cfg, r = self.req, self.req.config.run, self.result
+        peak = self._peak_source(peak)
         if self.dist.active and ranks:
             e2e, mem, peak = metrics.system_figures(ranks, peak)
             r.distributed = {**self.dist.describe(), "ranks": metrics.per_rank(ranks),
@@ -322,6 +325,7 @@ class Run:
             deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
             graph_recordings=report.graph_recordings, scenario=req.config.scenario,
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
+            flops_override=self._flops_override(),
             repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy))
         r.accuracy = metrics.accuracy_detail([s.subject for s in self.samples], labels,
                                              {"val": self.val, "infer": self.infer}, req.case.categories)
@@ -329,7 +333,27 @@ class Run:
             [len(s.input_ids) for s in self.samples],
             {rec.name: rec.core_s_each for rec in (self.val, self.infer) if rec is not None})
 
-    def _out_of_memory(self, exc: torch.OutOfMemoryError) -> faults.DeviceOutOfMemory:
+    def _flops_override(self) -> str | None:
+        """`flops` changed by --set (a value the files did not have), described for the verdict; else None."""
+        from .flops import parse_flops
+
+        cfg, config = self.req.config.run, self.req.config
+        if config.sources.get("flops") != "--set":
+            return None
+        before = config.replaced.get("flops")
+        if before is not None and parse_flops(str(before)) == cfg.flops_per_token:
+            return None
+        return (f"{cfg.flops!r} = {cfg.flops_per_token:.4g} FLOPs per token"
+                + (f" instead of {before!r}" if before is not None else ""))
+
+    def _peak_source(self, peak: Any) -> Any:
+        """The peak as the vendor gives it, its source naming --set when the override came from there (a vendor
+        only knows its own YAML key)."""
+        if self.req.config.sources.get("peak_flops") == "--set" and peak.value:
+            return type(peak)(peak.value, f"--set peak_flops={peak.value:.4g}")
+        return peak
+
+    def _out_of_memory(self, exc: BaseException) -> faults.DeviceOutOfMemory:
         cfg = self.req.config.run
         longest = max((len(s.input_ids) for s in self.samples), default=None)
         done = self.result.phases_done if self.result else []

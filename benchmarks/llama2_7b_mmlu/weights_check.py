@@ -7,6 +7,7 @@ measures something else than Llama-2-7B and must not produce a number.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -139,3 +140,47 @@ def check_tokenizer_fits(weight_dir: Path, tokenizer_size: int, vocab_size: int)
         raise BenchmarkError(f"{weight_dir}: the tokenizer has {tokenizer_size} tokens but config.json's vocab_size "
                              f"is {vocab_size}: token ids past the embedding would be read; use the tokenizer "
                              f"exported with these weights")
+
+
+SAMPLE_BYTES = 1024  # per window; three windows per tensor (start, middle, end): a few KB of each tensor
+_BIN_WINDOWS = 64  # pickle weights have no header to find tensors in: windows spread over the file
+
+
+def _windows(begin: int, end: int) -> list[tuple[int, int]]:
+    """Up to three (offset, length) windows of SAMPLE_BYTES in [begin, end): start, middle, end."""
+    size = end - begin
+    if size <= 3 * SAMPLE_BYTES:
+        return [(begin, size)] if size > 0 else []
+    middle = begin + (size - SAMPLE_BYTES) // 2
+    return [(begin, SAMPLE_BYTES), (middle, SAMPLE_BYTES), (end - SAMPLE_BYTES, SAMPLE_BYTES)]
+
+
+def content_sample_sha256(weight_dir: Path) -> str:
+    """sha256 of a sample of every tensor's bytes (its name, dtype, shape and three windows of SAMPLE_BYTES),
+    read from the safetensors files without loading the model; pickle weights are sampled at windows spread
+    over each file. Re-randomized weights of the same shapes change it; reading it costs a few MB of a 13 GB
+    export. Unreadable files are left to the loader, which names them."""
+    h = hashlib.sha256()
+    for path in sorted(weight_dir.glob("*.safetensors")):
+        header = safetensors_header(path)
+        if header is None:
+            continue
+        with path.open("rb") as f:
+            base = 8 + struct.unpack("<Q", f.read(8))[0]
+            for name in sorted(header):
+                info = header[name]
+                offsets = info.get("data_offsets") if isinstance(info, dict) else None
+                if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+                    continue
+                h.update(json.dumps([path.name, name, info.get("dtype"), info.get("shape")]).encode())
+                for offset, length in _windows(base + offsets[0], base + offsets[1]):
+                    f.seek(offset)
+                    h.update(f.read(length))
+    for path in sorted(weight_dir.glob("*.bin")):
+        size = path.stat().st_size
+        h.update(f"{path.name}:{size}".encode())
+        with path.open("rb") as f:
+            for k in range(_BIN_WINDOWS):
+                f.seek(size * k // _BIN_WINDOWS)
+                h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()

@@ -17,8 +17,9 @@ from typing import Any, Mapping
 import yaml
 
 from ..errors import BenchmarkError, one_line
-from ..input_limits import LimitedLoader, check_depth
+from ..input_limits import LimitedLoader, check_depth, read_text
 from . import comparable
+from . import gate_inputs
 
 REL, ABS = "rel_tol", "abs_tol"
 
@@ -45,6 +46,8 @@ METRIC_KIND = {
     "mem_used_gib": "memory", "e2e_time": "time", "compile_time": "time",
     # energy efficiency: may not drop more than the throughput tolerance
     "tokens_per_joule_whole": "throughput", "tokens_per_joule_core": "throughput",
+    # the passes alone (what schema 1-2 called p_*_whole: gate_inputs converts such a baseline)
+    "p_val_pass": "throughput", "p_infer_pass": "throughput",
 }
 # What a result.json baseline compares (times are too machine-load dependent to gate by default).
 DEFAULT_METRICS = ("p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "val_acc",
@@ -77,6 +80,7 @@ class Baseline:
     medians: Mapping[str, float] = field(default_factory=dict)  # --repeat medians of a result.json baseline
     allow_mismatch: bool = False  # --allow-mismatch: compare another workload, listing the differences
     device_type: str | None = None  # torch device type of a result.json baseline (cpu: noisy timings)
+    notes: tuple[str, ...] = ()  # what the gate's notes must say about this baseline (e.g. its schema converted)
 
 
 def metric_value(result: Mapping[str, Any], metric: str) -> float | None:
@@ -122,12 +126,14 @@ def _expectation(path: Path, metric: str, spec: Any) -> Expectation:
     value = _number(spec["value"])
     if value is None:
         raise BenchmarkError(f"{where}.value': expected a number, got {spec['value']!r}")
+    gate_inputs.check_value(where, metric, value, kind.higher_is_better)
     if REL in spec and ABS in spec:
         raise BenchmarkError(f"{where}': give rel_tol or abs_tol, not both")
     tol_key = REL if REL in spec else ABS if ABS in spec else kind.tol_key
     tol = _number(spec.get(tol_key, kind.default_tol))
     if tol is None or tol < 0:
         raise BenchmarkError(f"{where}.{tol_key}': expected a non-negative number, got {spec.get(tol_key)!r}")
+    gate_inputs.check_tolerance(where, tol_key, tol, METRIC_KIND[metric])
     return Expectation(metric, value, tol_key, tol, kind.higher_is_better)
 
 
@@ -145,7 +151,7 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
     if not path.is_file():
         raise BenchmarkError(f"{what} {path}: file not found; give a result.json written by run_benchmark.py")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path, what))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BenchmarkError(f"{what} {path}: not valid JSON ({one_line(exc)})") from None
     except RecursionError:
@@ -159,6 +165,9 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
                              "can be compared")
     if not isinstance(data.get("metrics"), Mapping):
         raise BenchmarkError(f"{what} {path}: key 'metrics' missing or not a mapping")
+    gate_inputs.check_shape(data, f"{what} {path}")
+    data = gate_inputs.to_current_schema(data, f"{what} {path}")
+    gate_inputs.check_metrics(data, f"{what} {path}", METRIC_KIND)
     return data
 
 
@@ -173,6 +182,7 @@ def _check_result_metrics(path: Path, result: Mapping[str, Any]) -> None:
     if all(metric_value(result, m) is None for m in DEFAULT_METRICS):
         raise BenchmarkError(f"--baseline {path}: none of the metrics {', '.join(DEFAULT_METRICS)} has a value, so "
                              "the gate would compare nothing; use a baseline run that measured them")
+    gate_inputs.check_not_all_zero(path, {m: metric_value(result, m) for m in DEFAULT_METRICS})
 
 
 def load_baseline(path: Path) -> Baseline:
@@ -182,22 +192,21 @@ def load_baseline(path: Path) -> Baseline:
     if not path.is_file():
         raise BenchmarkError(f"--baseline {path}: file not found; give a result.json or a baseline YAML "
                              "(see docs/baselines.md)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchmarkError(f"--baseline {path}: cannot read it ({exc})") from None
+    text = read_text(path, "--baseline")
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         result = load_result(path, "--baseline")
         ctx = {k: result.get(k) for k in CONTEXT_KEYS}
         ctx["device"] = (result.get("environment") or {}).get("device_name")
         _check_result_metrics(path, result)
         energy = tuple(_default(m, metric_value(result, m)) for m in ENERGY_METRICS if metric_value(result, m) is not None)
+        energy += tuple(_default(m, metric_value(result, m)) for m in gate_inputs.converted_metrics(result))
         return Baseline(path, "result.json",
                         tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS) + energy, ctx,
                         f"run of {result.get('start_time')} on {ctx['device']}",
                         (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False,
                         comparable.workload_of_result(result), comparable.repeat_medians(result),
-                        device_type=comparable.device_type(result))
+                        device_type=comparable.device_type(result),
+                        notes=tuple(gate_inputs.conversion_note(result, "the baseline")))
     try:
         data = yaml.load(text, Loader=LimitedLoader)  # safe, and no alias bomb or deep nesting
     except yaml.YAMLError as exc:
@@ -283,8 +292,9 @@ def _row(e: Expectation, now: float | None) -> dict[str, Any]:
 
 def compare(result: Mapping[str, Any], baseline: Baseline) -> dict[str, Any]:
     """The gate record stored as result["gate"]: status PASS or REGRESSION, and one row per metric."""
+    gate_inputs.check_metrics(result, "this run's result", [e.metric for e in baseline.expectations])
     workload = comparable.workload_of_result(result)
-    notes = check_workload(baseline, workload)
+    notes = check_workload(baseline, workload) + list(baseline.notes) + gate_inputs.conversion_note(result, "the run")
     notes += check_context(baseline, run_context(result))
     same_device = not any(d.startswith("key 'device'") for d in comparable.differences(baseline.workload, workload))
     notes += comparable.cpu_notes(baseline.device_type, comparable.device_type(result), same_device)

@@ -11,10 +11,13 @@ import base64
 import datetime as _dt
 import html
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import BenchmarkError
+from ..input_limits import read_bytes
+from .atomic import atomic_write_text
 from .plots import workload_series
 
 STYLE = """
@@ -25,6 +28,9 @@ th { background: #eef; } td.text { text-align: left; }
 tr.regression td { background: #fdd; } .badge { color: #fff; background: #c00; padding: 0 0.4em; border-radius: 3px; }
 img { max-width: 100%; border: 1px solid #ddd; } .note { color: #555; }
 """
+# Nothing on the page may run or load: inline style and inlined images only, whatever a history cell holds.
+CSP = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+       'style-src \'unsafe-inline\'">')
 # (history column, heading, how to show it)
 METRIC_COLUMNS = (
     ("p_infer_core", "p_infer_core tokens/s", "num"), ("p_infer_whole", "p_infer_whole tokens/s", "num"),
@@ -41,12 +47,19 @@ def _fmt(value: Any, how: str) -> str:
     return f"{float(value):,.1f}"
 
 
+def _href(path: Path) -> str:
+    """A link to a run folder that can only be a file: an absolute path as a file:// URI, a relative one
+    prefixed with ./ and percent-encoded, so text such as `javascript:...` in a history cell stays a path."""
+    if path.is_absolute():
+        return path.as_uri()
+    return "./" + urllib.parse.quote(str(path), safe="/")
+
+
 def _link(result_dir: Any) -> str:
     if not result_dir:
         return ""
     path = Path(str(result_dir))
-    href = path.as_uri() if path.is_absolute() else str(path)
-    return f'<a href="{html.escape(href)}">{html.escape(path.name or str(path))}</a>'
+    return f'<a href="{html.escape(_href(path))}">{html.escape(path.name or str(path))}</a>'
 
 
 def _img(path: Path) -> str:
@@ -58,9 +71,9 @@ def _gate_rows(result_dir: Any) -> list[Mapping[str, Any]]:
     """The gate rows of a run's result.json, when the folder is still there (it may be on another machine)."""
     if not result_dir:
         return []
-    try:
-        result = json.loads((Path(str(result_dir)) / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # a bounded read that refuses a FIFO or device instead of waiting on it
+        result = json.loads(read_bytes(Path(str(result_dir)) / "result.json", "result.json", 64 * 2**20))
+    except (OSError, ValueError, RecursionError, BenchmarkError):
         return []
     return list(((result.get("gate") or {}).get("rows")) or []) if isinstance(result, dict) else []
 
@@ -115,7 +128,7 @@ def render(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Pa
     ordered = sorted(rows, key=lambda r: str(r.get("start_time") or ""), reverse=True)
     regressions = sum(_is_regression(r) for r in ordered)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', CSP,
              "<title>llama-bench history</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>llama-bench history</h1>",
              f'<p class="note">{len(ordered)} run(s) from {html.escape(str(source))}, generated {stamp}; '
@@ -131,7 +144,7 @@ def render(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Pa
 
 def write_html_report(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Path, path: Path) -> Path:
     try:
-        path.write_text(render(rows, charts, source), encoding="utf-8")
+        atomic_write_text(path, render(rows, charts, source))
     except OSError as exc:
         raise BenchmarkError(f"--out {path.parent}: cannot write {path.name} ({exc.strerror}); choose another folder") from None
     return path

@@ -107,9 +107,14 @@ def workload_series(r: Mapping[str, Any]) -> str:
 
 
 def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
+    """The PNG drawn in memory, then written like every file (benchmarks.safe_write: atomic, no symlink)."""
+    import io
+
+    from .atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _when(value: str) -> _dt.datetime | None:
