@@ -235,6 +235,11 @@ def _log_file_only(level: int, msg: str, *args: Any) -> None:
 
 def _save_shielded(run_: Any) -> None:
     """Write the partial result with SIGINT/SIGTERM held off, so a second signal cannot lose it."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # embedded: no handlers to hold
+        run_.save()
+        return
     held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_.save()
@@ -336,6 +341,7 @@ def run(argv: list[str]) -> int:
     try:
         try:
             result = run_.execute()
+            signals.check()  # a stop request that library code swallowed: interrupted, not completed
         except SystemExit as exc:  # a case's or vendor's code called sys.exit: a failed run, never exit 0
             raise RuntimeError(f"sys.exit({exc.code!r}) called inside the run (by a case's or vendor's code)") from exc
     except (KeyboardInterrupt, Exception) as exc:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import distributed, faults, metrics, optimizations, provenance, scenarios, verdict
+from . import distributed, faults, metrics, optimizations, provenance, scenarios, signals, verdict
 from .config import Config
 from .errors import BenchmarkError, one_line
 from .interfaces import Case, OptimizationContext, Vendor
@@ -364,6 +364,7 @@ class Run:
         return faults.describe(exc, phase, longest if longest_first else None, self.req.vendor.device(), hints)
 
     def _phase_done(self, name: str) -> None:
+        signals.check()  # a stop request that library code swallowed ends the run here
         self.result.phases_done.append(name)
         self.result.phases_s = dict(self.spans.seconds)
         self.result.metrics_partial = self.partial_metrics()

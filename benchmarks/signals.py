@@ -16,8 +16,11 @@ A stop request is never lost and never becomes a traceback or a misleading error
 """
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
+import sys
+import threading
 import time
 from typing import Any, Iterator
 
@@ -50,11 +53,31 @@ def _ours(previous: dict[int, Any]) -> bool:
     return any(h is _handler for h in previous.values())
 
 
+def _unraisable(info: Any) -> None:
+    """Our KeyboardInterrupt raised inside a finalizer or weakref callback (a matplotlib figure being freed) is
+    dropped by Python with a traceback on stderr, and the request was lost: no traceback, and the interruption
+    is raised again in the main thread's next ordinary code."""
+    global _raised_at
+    if isinstance(info.exc_value, KeyboardInterrupt) and str(info.exc_value).startswith("signal "):
+        if _mode == "raise" and _pending:
+            _raised_at = None
+            _thread.interrupt_main(_requested or signal.SIGTERM)
+        return
+    _default_unraisable(info)
+
+
+_default_unraisable = sys.unraisablehook
+
+
 def install() -> dict[int, Any]:
     """Our handler for SIGINT and SIGTERM (recording only, until start()); returns the handlers it replaced."""
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    if threading.current_thread() is not threading.main_thread():  # embedded in a thread: Python allows none
+        return previous
     for sig in SIGNALS:
         signal.signal(sig, _handler)
+    if sys.unraisablehook is not _unraisable:
+        sys.unraisablehook = _unraisable
     return previous
 
 
@@ -114,12 +137,17 @@ def deferred() -> Iterator[None]:
 
 
 def end(previous: dict[int, Any]) -> None:
-    """The CLI returns. In the process's own entry point (run_benchmark.py installed us first) stay settled until
-    the process exits; called in-process, put the caller's handlers back."""
+    """The CLI returns. In the process's own entry point (run_benchmark.py installed us first) the signals are
+    ignored until the process exits: Python puts the default action (death by the signal, 143) back for a
+    handler of its own at shutdown, but keeps an ignored signal ignored. Called in-process, put the caller's
+    handlers back."""
     global _mode, _requested, _pending
     if _ours(previous):
         settle()
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         return
-    for sig, handler in previous.items():
-        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     _mode, _requested, _pending = "record", None, False
