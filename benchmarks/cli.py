@@ -10,6 +10,7 @@ import argparse
 import datetime as _dt
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -25,6 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks")
 HISTORY_WAIT_S = 120.0  # reporting.history.DEFAULT_WAIT_S, repeated here so --help imports no reporting code
 MAX_DIST_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_REPEAT = 1000  # --repeat: more is a typo (each repeat runs both passes again)
+MAX_NPROC = 1024  # --nproc: processes on this host, one per device
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -389,8 +392,16 @@ def _check_arguments(args: argparse.Namespace) -> None:
                              f"{MAX_DIST_TIMEOUT_S:.0f}")
     if args.limit is not None and args.limit < 1:
         raise BenchmarkError(f"--limit {args.limit}: expected a positive number of questions per subject")
-    if args.repeat < 1:
-        raise BenchmarkError(f"--repeat {args.repeat}: expected a positive number of runs (1: no repeat)")
+    if not 1 <= args.repeat <= MAX_REPEAT:
+        raise BenchmarkError(f"--repeat {args.repeat}: expected a positive number of runs, 1 (no repeat) to "
+                             f"{MAX_REPEAT}")
+    if args.nproc is not None and not 1 <= args.nproc <= MAX_NPROC:
+        raise BenchmarkError(f"--nproc {args.nproc}: expected a positive number of processes, at most {MAX_NPROC} "
+                             "(one per device of this host)")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and not re.fullmatch(r"[1-9]\d{0,5}(,[1-9]\d{0,5})*", threads.strip()):
+        raise BenchmarkError(f"environment: OMP_NUM_THREADS={printable(threads[:40])!r} is not a number of threads "
+                             "(a positive integer, or a comma-separated list of them); set one or unset it")
     for flag, path in (("--output_dir", args.output_dir), ("--history", args.history), ("--baseline", args.baseline),
                        ("--data_dir", None if args.smoke else args.data_dir), ("--config_dir", args.config_dir)):
         if path is not None:

@@ -254,11 +254,12 @@ def _first_source(message: str, sources: Mapping[str, str]) -> str:
 
 def parse_set(item: str, types_by_key: Mapping[str, Any]) -> tuple[str, Any]:
     """`key=value` from --set, typed by the key's declared type."""
+    shown = repr(item) if len(item) <= 120 else repr(item[:100]) + f"... ({len(item):,} characters)"
     if "=" not in item or not item.split("=", 1)[0].strip():
-        raise BenchmarkError(f"--set {item!r}: expected key=value, e.g. --set precision=bf16")
+        raise BenchmarkError(f"--set {shown}: expected key=value, e.g. --set precision=bf16")
     key, raw = (s.strip() for s in item.split("=", 1))
     if key not in types_by_key:
-        raise BenchmarkError(f"--set {item!r}: unknown key '{key}'; known keys: {', '.join(sorted(types_by_key))}")
+        raise BenchmarkError(f"--set {shown}: unknown key '{key[:100]}'; known keys: {', '.join(sorted(types_by_key))}")
     tp = types_by_key[key]
     if _check_type(raw, tp):
         # Keys that take strings keep the text verbatim ("2*7e9" must not turn into anything else).
@@ -272,7 +273,8 @@ def parse_set(item: str, types_by_key: Mapping[str, Any]) -> tuple[str, Any]:
         value = raw
     value = _yaml11_float(value, tp)
     if not _check_type(value, tp):
-        raise BenchmarkError(f"--set {item!r}: '{key}' expects {_type_name(tp)}, got {raw!r}")
+        raise BenchmarkError(f"--set {shown}: '{key}' expects {_type_name(tp)}, got "
+                             f"{repr(raw) if len(raw) <= 120 else repr(raw[:100]) + '...'}")
     return key, value
 
 

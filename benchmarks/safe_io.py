@@ -13,7 +13,6 @@ checks every path given on the command line passes before any work (the writes t
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import secrets
@@ -99,7 +98,8 @@ def _recorded(folder: Path) -> list[str] | None:
     """The `files` the run in `folder` recorded in its result.json; None when it recorded none (an older
     version, a run killed before its first write, a damaged file)."""
     try:
-        data = json.loads(input_limits.read_bytes(folder / "result.json", "result.json", 64 * 2**20))
+        data = input_limits.parse_json(input_limits.read_bytes(folder / "result.json", "result.json", 64 * 2**20),
+                                       "result.json")
     except (OSError, ValueError, RecursionError, BenchmarkError):
         return None
     files = data.get("files") if isinstance(data, Mapping) else None

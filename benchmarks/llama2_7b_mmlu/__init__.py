@@ -104,6 +104,7 @@ class Llama2MMLU:
 
         from .model import read_model_config
 
+        weights_check.check_regular_files(weight_dir)  # a FIFO or /dev/zero would block or never end a read
         config = read_model_config(weight_dir)  # a broken or non-Llama config.json is named as such, not as a tokenizer
         try:
             tok = transformers.AutoTokenizer.from_pretrained(weight_dir)

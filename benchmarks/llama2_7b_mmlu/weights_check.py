@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+import stat
 import struct
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +25,23 @@ _SIZE_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_laye
 _MAX_SIZE = 2**31 - 1
 _DTYPE_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
 _MAX_HEADER_BYTES = 100 * 2**20  # a safetensors header of 7B weights is ~30 kB
+
+
+def check_regular_files(weight_dir: Path) -> None:
+    """Every file in weight_dir (links followed) is a regular file: the tokenizer, config and weight loaders read
+    whatever is there, and a FIFO blocks them forever while /dev/zero never ends."""
+    try:
+        entries = sorted(weight_dir.iterdir())
+    except OSError:
+        return  # the loaders name a missing or unreadable folder themselves
+    for path in entries:
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise BenchmarkError(f"{path}: cannot read it ({exc.strerror}); fix or remove it") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise BenchmarkError(f"{path}: not a regular file (a FIFO, device or socket), which the loaders would "
+                                 f"block on or read forever; remove it or {REEXPORT}")
 
 
 def check_config_values(raw: Mapping[str, Any], path: Path) -> None:

@@ -8,7 +8,6 @@ docs/baselines.md.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import BenchmarkError, one_line
-from ..input_limits import LimitedLoader, check_depth, read_text
+from ..errors import BenchmarkError
+from ..input_limits import LimitedLoader, parse_json, read_text
 from . import comparable
 from . import gate_inputs
 
@@ -150,14 +149,7 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
         path = path / "result.json"
     if not path.is_file():
         raise BenchmarkError(f"{what} {path}: file not found; give a result.json written by run_benchmark.py")
-    try:
-        data = json.loads(read_text(path, what))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchmarkError(f"{what} {path}: not valid JSON ({one_line(exc)})") from None
-    except RecursionError:
-        raise BenchmarkError(f"{what} {path}: nested too deeply to be a result.json; give a result.json "
-                             "written by run_benchmark.py") from None
-    check_depth(data, f"{what} {path}")
+    data = parse_json(read_text(path, what), f"{what} {path}")  # bounded: depth, integer digits
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BenchmarkError(f"{what} {path}: key 'schema_version' missing; expected a result.json of this benchmark")
     if data.get("status") != "completed":

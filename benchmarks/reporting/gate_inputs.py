@@ -42,6 +42,14 @@ def check_shape(data: Mapping[str, Any], where: str) -> None:
     for key in STRINGS:
         if data.get(key) is not None and not isinstance(data[key], str):
             raise BenchmarkError(f"{where}: key '{key}' is {_show(data[key])}; expected a string")
+    overall = (data.get("accuracy") or {}).get("overall")
+    if overall is not None and not isinstance(overall, Mapping):
+        raise BenchmarkError(f"{where}: key 'accuracy.overall' is {_show(overall)}; expected a mapping")
+    spread = (data.get("repeat") or {}).get("spread")
+    if spread is not None and not (isinstance(spread, Mapping) and all(v is None or isinstance(v, Mapping)
+                                                                      for v in spread.values())):
+        raise BenchmarkError(f"{where}: key 'repeat.spread' is {_show(spread)}; expected a mapping of metric -> "
+                             "{min, median, max, ...}")
     verdict = data.get("verdict") or {}
     if verdict.get("status") is not None and not isinstance(verdict["status"], str):
         raise BenchmarkError(f"{where}: key 'verdict.status' is {_show(verdict['status'])}; expected a string")

@@ -169,11 +169,12 @@ def _header_of(path: Path) -> list[str] | None:
 def check_history(path: Path) -> None:
     """Fail before the run (exit 2) when the history file cannot take a row."""
     _require_regular(path)
+    target = history_target(path)  # a symlink that leads nowhere: refused here, before the run
     if path.is_dir():
         raise BenchmarkError(f"--history {path} is a folder; give a CSV file path")
-    if not path.parent.is_dir():
-        raise BenchmarkError(f"--history {path}: folder {path.parent} does not exist; create it first")
-    if not os.access(path if path.exists() else path.parent, os.W_OK):
+    if not target.parent.is_dir():
+        raise BenchmarkError(f"--history {path}: folder {target.parent} does not exist; create it first")
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
         raise BenchmarkError(f"--history {path}: not writable; fix the permissions or choose another file")
     if path.exists():
         header = _header_of(path)
@@ -202,6 +203,12 @@ def history_target(path: Path) -> Path:
         return path
     try:
         return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:  # a link to the shared history that does not exist yet: created there
+        target = Path(os.path.realpath(path))
+        if target.parent.is_dir():
+            return target
+        raise BenchmarkError(f"--history {shown(path)}: a symlink to {shown(target)}, whose folder does not exist; "
+                             "fix the link or give the file") from None
     except (OSError, RuntimeError) as exc:
         raise BenchmarkError(f"--history {shown(path)}: a symlink that does not lead to a file "
                              f"({getattr(exc, 'strerror', None) or exc}); fix the link or give the file") from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import BenchmarkError
-from ..input_limits import read_bytes
+from ..input_limits import parse_json, read_bytes
 from .atomic import atomic_write_text
 from .plots import workload_series
 
@@ -72,7 +72,8 @@ def _gate_rows(result_dir: Any) -> list[Mapping[str, Any]]:
     if not result_dir:
         return []
     try:  # a bounded read that refuses a FIFO or device instead of waiting on it
-        result = json.loads(read_bytes(Path(str(result_dir)) / "result.json", "result.json", 64 * 2**20))
+        where = Path(str(result_dir)) / "result.json"
+        result = parse_json(read_bytes(where, "result.json", 64 * 2**20), str(where))
     except (OSError, ValueError, RecursionError, BenchmarkError):
         return []
     return list(((result.get("gate") or {}).get("rows")) or []) if isinstance(result, dict) else []

@@ -10,7 +10,6 @@ Exit codes as for a run: 0 ok, 1 regression (compare-results; compare-prediction
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,7 +59,7 @@ def compare_results(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------ compare-predictions
 def read_predictions(path: Path, field: str) -> dict[tuple[str, int], dict[str, Any]]:
     """(subject, index) -> row of a predictions.jsonl; every problem names the file and line."""
-    from ..input_limits import check_depth, read_text
+    from ..input_limits import parse_json, read_text
 
     check_path(path, "compare-predictions")
     if not path.is_file():
@@ -70,14 +69,7 @@ def read_predictions(path: Path, field: str) -> dict[tuple[str, int], dict[str, 
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BenchmarkError(f"{shown(path)} line {n}: not valid JSON ({exc.msg}); "
-                                 "expected one JSON object per line") from None
-        except RecursionError:
-            raise BenchmarkError(f"{shown(path)} line {n}: nested too deeply; expected a predictions.jsonl row") from None
-        check_depth(row, f"{shown(path)} line {n}")
+        row = parse_json(line, f"{shown(path)} line {n}")  # bounded: depth, integer digits
         if not isinstance(row, dict):
             raise BenchmarkError(f"{shown(path)} line {n}: expected a JSON object, got {type(row).__name__}")
         for key in ("subject", "index", field):

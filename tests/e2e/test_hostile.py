@@ -10,6 +10,7 @@ compare-predictions, plot), SIGNALS (real processes), VERDICTS (the identity of 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -65,6 +66,21 @@ def finished(tmp_path_factory: pytest.TempPathFactory, smoke_data_dir: Path) -> 
     run = run_cli(smoke_data_dir, root / "run", *FAST, "--history", str(root / "h.csv"))
     assert run.code == 0, run.err
     return run
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Fail (instead of hanging the suite) when the block takes longer: SIGALRM interrupts a blocking open/read."""
+    def expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"still running after {seconds} s: it would hang")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _usage(code_out_err: tuple[int, str, str], *needles: str) -> str:
@@ -241,9 +257,9 @@ def test_plot_html_does_not_hang_on_a_fifo_result_json(tmp_path: Path, finished:
     rows[1][rows[0].index("result_dir")] = str(folder)
     with path.open("w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
-    proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_benchmark.py"), "plot", "--history", str(path),
-                           "--out", str(tmp_path / "c"), "--html"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    with _deadline(60):
+        code, _, err = cli(["plot", "--history", str(path), "--out", str(tmp_path / "c"), "--html"])
+    assert code == 0, err
     assert "<h3>Gate</h3>" not in (tmp_path / "c" / "report.html").read_text()
 
 
@@ -349,6 +365,21 @@ def test_a_smoke_cache_lock_symlink_is_refused(tmp_path: Path, monkeypatch: pyte
 # ================================================================================================== FLAGS
 
 
+def _dangling(tmp: Path) -> Path:
+    (tmp / "h.csv").symlink_to(tmp / "no_such_folder" / "history.csv")
+    return tmp / "h.csv"
+
+
+def _configs_with(tmp: Path, line: str) -> Path:
+    from fault_helpers import copy_configs
+
+    case_dir = copy_configs(tmp / "configs")
+    text = (case_dir / "configurations.yaml").read_text()
+    (case_dir / "configurations.yaml").write_text("\n".join(l for l in text.splitlines() if not l.startswith("seed:"))
+                                                  + f"\n{line}\n")
+    return tmp / "configs"
+
+
 def _loop(tmp: Path) -> Path:
     (tmp / "loop_a").symlink_to(tmp / "loop_b")
     (tmp / "loop_b").symlink_to(tmp / "loop_a")
@@ -406,6 +437,16 @@ FLAG_CASES: dict[str, tuple[Any, dict[str, str], tuple[str, ...]]] = {
     "--set pack_tokens 1e9": (["--set", "pack_tokens=1000000000"], {}, ("'pack_tokens' = 1000000000 is out of range",)),
     "--set unknown key": (["--set", "dynamo_wamrup_iters=3"], {}, ("unknown key 'dynamo_wamrup_iters'",)),
     "--smok typo": (["--smok"], {}, ("unrecognized arguments: --smok",)),
+    "--set seed of 5,000 digits": (["--set", "seed=" + "9" * 5000], {}, ("an integer of 5,000 digits",)),
+    "--set a megabyte value": (["--set", "seed=" + "x" * 2**20], {}, ("(1,048,581 characters)",)),
+    "--repeat 10**9": (["--repeat", "1000000000"], {}, ("--repeat 1000000000", "to 1000")),
+    "--nproc 10**6": (["--nproc", "1000000"], {}, ("--nproc 1000000", "at most 1024")),
+    "OMP_NUM_THREADS abc": ([], {"OMP_NUM_THREADS": "abc"}, ("OMP_NUM_THREADS='abc' is not a number of threads",)),
+    "OMP_NUM_THREADS 0": ([], {"OMP_NUM_THREADS": "0"}, ("OMP_NUM_THREADS='0'",)),
+    "--history dangling link": (lambda t: ["--history", str(_dangling(t))], {},
+                                ("--history", "whose folder does not exist")),
+    "config file of 5,000 digits": (lambda t: ["--config_dir", str(_configs_with(t, "seed: " + "9" * 5000))], {},
+                                    ("configurations.yaml: not valid YAML", "an integer of 5,000 digits")),
     "LLAMA_BENCH_CACHE loop": (lambda t: ["--smoke"], {"LLAMA_BENCH_CACHE": "<loop>"},
                                ("LLAMA_BENCH_CACHE", "symlink loop")),
     "LLAMA_BENCH_CACHE 300 chars": (lambda t: ["--smoke"], {"LLAMA_BENCH_CACHE": "<long>"},
@@ -469,6 +510,12 @@ RESULT_CASES: dict[str, tuple[Callable[[dict[str, Any]], Any], tuple[str, ...]]]
                       ("15872 GiB, more than 1024: probably MiB",)),
     "not JSON": (lambda d: "{'schema_version': 3}", ("not valid JSON",)),
     "deep JSON": (lambda d: '{"schema_version": 3, "x": ' + "[" * 5000 + "]" * 5000 + "}", ("nested",)),
+    "integer of 5,000 digits": (lambda d: json.dumps(d).replace('"limit": 1', '"limit": ' + "9" * 5000),
+                                ("an integer of 5,000 digits",)),
+    "repeat.spread a list": (lambda d: d.__setitem__("repeat", {"spread": {"p_infer_core": [1.0]}}),
+                             ("key 'repeat.spread' is",)),
+    "accuracy.overall a list": (lambda d: d["accuracy"].__setitem__("overall", [0.5]),
+                                ("key 'accuracy.overall' is [0.5]",)),
     "not UTF-8": (lambda d: json.dumps(d).replace('"cpu"', '"c\udcffpu"'), ("not UTF-8",)),
 }
 
@@ -514,6 +561,8 @@ PRED_CASES: dict[str, tuple[Callable[[list[dict[str, Any]]], Any], tuple[str, ..
     "deep row": (lambda rows: b'{"a": ' + b"[" * 50000 + b"]" * 50000 + b"}", ("line 1: nested",)),
     "question twice": (lambda rows: rows.append(dict(rows[0])), ("appears twice",)),
     "null prediction": (lambda rows: rows[0].__setitem__("pred_infer", None), ("key 'pred_infer' is null",)),
+    "integer of 5,000 digits": (lambda rows: "".join(json.dumps(r) + "\n" for r in rows).replace(
+        '"pred_infer": ', '"pred_infer": ' + "9" * 5000 + ', "x": ', 1).encode(), ("an integer of 5,000 digits",)),
 }
 
 
@@ -1041,3 +1090,26 @@ def test_out_of_host_memory_is_one_line_naming_the_phase_and_the_settings(tmp_pa
                              "a machine with more free host memory", "status failed recorded in")
     assert "a device with more free memory" not in line
     assert run.result["status"] == "failed" and run.result["error"].startswith("HostOutOfMemory: out of host memory")
+
+
+@pytest.mark.parametrize("kind", ["fifo tokenizer.json", "/dev/zero tokenizer.json", "fifo weights",
+                                  "config.json of 5,000 digits"])
+def test_weight_files_that_would_block_or_never_end_are_refused(tmp_path: Path, smoke_data_dir: Path,
+                                                                 kind: str) -> None:
+    data = _data_copy(smoke_data_dir, tmp_path)
+    weights = data / WEIGHTS
+    if kind == "fifo tokenizer.json":
+        (weights / "tokenizer.json").unlink()
+        os.mkfifo(weights / "tokenizer.json")
+    elif kind == "/dev/zero tokenizer.json":
+        (weights / "tokenizer.json").unlink()
+        (weights / "tokenizer.json").symlink_to("/dev/zero")
+    elif kind == "fifo weights":
+        os.mkfifo(weights / "extra.safetensors")
+    else:
+        text = (weights / "config.json").read_text()
+        (weights / "config.json").write_text(text.replace('"vocab_size": 1057', '"vocab_size": ' + "9" * 5000))
+    with _deadline(60):  # a read of the FIFO would block, of /dev/zero never end
+        run = run_cli(data, tmp_path / "out", *FAST)
+    line = assert_usage_error(run, str(weights))
+    assert ("not a regular file" in line) if kind != "config.json of 5,000 digits" else ("5000 digits" in line)
