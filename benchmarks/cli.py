@@ -101,6 +101,11 @@ class _RunLog(logging.FileHandler):
 
         return open_log(Path(self.baseFilename))
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A log line that cannot be written (disk full) is lost, quietly: logging would print a traceback to
+        stderr, and the run's own files and its one stderr line say what went wrong."""
+        self.lost = getattr(self, "lost", 0) + 1
+
 
 class _Printable(logging.Formatter):
     """Log lines with their control characters escaped: a path holding a terminal escape sequence is shown."""

@@ -108,17 +108,22 @@ def _recorded(folder: Path) -> list[str] | None:
     return [f for f in files if is_run_file(f)]
 
 
-def run_files(folder: Path) -> list[Path]:
-    """The files of an earlier run in `folder`, sorted: those its result.json recorded (and result.json), else
-    the run's own file names; plus leftovers of a killed run (rank logs, temporary names). Never a glob of a
-    user's names such as diagram.png or predictions_2019.jsonl."""
-    names = set(_recorded(folder) or ())
+def run_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The files of an earlier run in `folder`, sorted: those its result.json recorded (an older version's
+    result.json records none: then the run's own file names), and the temporary names of a killed write. Never a
+    glob of a user's names such as diagram.png or predictions_2019.jsonl. Second: the run's file names present
+    that no result.json records (a user's result.csv, say), which nothing may remove."""
     try:
         present = {entry.name for entry in os.scandir(folder)}
     except OSError:
         present = set()
-    names |= {n for n in present if is_run_file(n)}
-    return sorted(folder / n for n in names if n in present)
+    temps = {n for n in present if _TEMP.fullmatch(n)}
+    ours = {n for n in present if is_run_file(n)} - temps
+    if "result.json" not in present:
+        return sorted(folder / n for n in temps), sorted(ours)
+    recorded = _recorded(folder)
+    names = (set(recorded) | {"result.json"}) if recorded is not None else ours
+    return sorted(folder / n for n in (names & present) | temps), sorted(ours - names)
 
 
 def _check_run_names(folder: Path) -> None:
@@ -140,7 +145,11 @@ def claim_output_dir(folder: Path, overwrite: bool) -> list[Path]:
     caller holds the folder's lock (benchmarks.locks), so no other run writes there meanwhile. Returns
     what was removed."""
     _check_run_names(folder)
-    old = run_files(folder)
+    old, unrecorded = run_files(folder)
+    if unrecorded:
+        raise BenchmarkError(f"--output_dir {shown(folder)} holds {', '.join(unrecorded[:4])} but no result.json "
+                             "recording them as a run's files, so they are not removed, even with --overwrite; "
+                             "remove them yourself or choose another --output_dir")
     if old and not overwrite:
         names = ", ".join(p.name for p in old[:4]) + (", ..." if len(old) > 4 else "")
         raise BenchmarkError(f"--output_dir {shown(folder)} already holds a run ({names}); pass --overwrite to "

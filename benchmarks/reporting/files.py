@@ -25,12 +25,13 @@ STREAM_FILE = "predictions.partial.jsonl"
 def _record_files(output_dir: Path, result: RunResult, *writing: str) -> None:
     """result.json's `files`: the run's files in its folder (those there now and those about to be written), so
     that --overwrite later removes exactly these and nothing of the user's (benchmarks.safe_io)."""
-    result.files = sorted({"result.json", *safe_io.files_present(output_dir), *writing})
+    result.files = sorted({"result.json", "run.log", *safe_io.files_present(output_dir), *writing})
 
 
 def save_result(output_dir: Path, result: RunResult) -> None:
-    """result.json alone: the partial result after every phase."""
-    _record_files(output_dir, result)
+    """result.json alone: the partial result after every phase. While the run goes on, `files` also names what
+    it is about to write (the predictions and their stream), so a kill in the middle leaves them recorded."""
+    _record_files(output_dir, result, *(("predictions.jsonl", STREAM_FILE) if result.status == "running" else ()))
     atomic.write_json(output_dir / "result.json", result.as_dict())
 
 

@@ -213,6 +213,7 @@ def load_baseline(path: Path) -> Baseline:
     if unknown:
         raise BenchmarkError(f"--baseline {path}: unknown key(s) {', '.join(unknown)}; allowed: metrics, "
                              f"{', '.join(allowed)}")
+    gate_inputs.check_yaml_context(path, data)
     metrics = data.get("metrics")
     if not isinstance(metrics, Mapping) or not metrics:
         raise BenchmarkError(f"--baseline {path}: key 'metrics' missing or empty; expected e.g. "

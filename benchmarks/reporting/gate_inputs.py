@@ -146,3 +146,17 @@ def check_value(where: str, metric: str, value: float, higher_is_better: bool) -
     if higher_is_better and value <= 0 and not metric.endswith("acc") and metric != "agreement":
         raise BenchmarkError(f"{where}.value': {value:g}; a {metric} baseline must be positive (every run is at "
                              "least 0, so it would gate nothing)")
+
+
+def check_yaml_context(path: Any, data: Mapping[str, Any]) -> None:
+    """The workload and context keys of a YAML baseline have the types a result has: `smoke: "no"` (a string)
+    must not read as true, `limit: "2"` never equals a run's 2."""
+    kinds = {"smoke": (bool,), "limit": (int, type(None)), "world_size": (int,), "tf32": (bool,)}
+    for key, value in data.items():
+        if key == "metrics":
+            continue
+        want = kinds.get(key, (str, type(None)))
+        if not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
+            names = " or ".join("null" if t is type(None) else {bool: "true/false", int: "an integer",
+                                                                 str: "a string"}[t] for t in want)
+            raise BenchmarkError(f"--baseline {printable(str(path))}: key '{key}' is {_show(value)}; expected {names}")

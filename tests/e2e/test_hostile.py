@@ -160,17 +160,24 @@ def test_overwrite_removes_exactly_the_files_the_previous_run_recorded(tmp_path:
     assert "--overwrite: removed the earlier run's" in log and "timeline_2019.png" not in log
 
 
-def test_a_predictions_stream_symlink_is_removed_by_overwrite_not_its_target(tmp_path: Path,
-                                                                             smoke_data_dir: Path) -> None:
+def test_a_planted_stream_symlink_is_never_followed_nor_removed_unrecorded(tmp_path: Path, smoke_data_dir: Path,
+                                                                          finished: CliRun) -> None:
     victim = tmp_path / "victim"
     victim.write_text("secret")
     out = tmp_path / "out"
     out.mkdir()
     (out / "predictions.partial.jsonl").symlink_to(victim)
-    assert_usage_error(run_cli(smoke_data_dir, out, *FAST), "already holds a run (predictions.partial.jsonl)")
+    for extra in ((), ("--overwrite",)):  # no result.json records it: refused, never removed
+        assert_usage_error(run_cli(smoke_data_dir, out, *FAST, *extra), "holds predictions.partial.jsonl but no "
+                           "result.json recording them", "not removed, even with --overwrite")
+    assert (out / "predictions.partial.jsonl").is_symlink()
+    # recorded by the run that was there (killed while streaming): --overwrite removes the link, not its target
+    data = json.loads((finished.output_dir / "result.json").read_text())
+    data.update(status="interrupted", files=["result.json", "predictions.partial.jsonl"])
+    (out / "result.json").write_text(json.dumps(data))
     run = run_cli(smoke_data_dir, out, *FAST, "--overwrite")
     assert run.code == 0, run.err
-    assert victim.read_text() == "secret"
+    assert victim.read_text() == "secret" and not (out / "predictions.partial.jsonl").exists()
 
 
 @pytest.mark.parametrize("name", ["report.html", "throughput.png"])
@@ -987,6 +994,21 @@ def test_baseline_yaml_numbers_in_the_wrong_unit_are_refused(tmp_path: Path, fin
            f"--baseline {path}", needle)
 
 
+@pytest.mark.parametrize("line, needle", [
+    ('smoke: "no"', "key 'smoke' is 'no'; expected true/false"),
+    ('limit: "2"', "key 'limit' is '2'; expected an integer or null"),
+    ("world_size: 2.0", "key 'world_size' is 2.0"),
+    ("device: [A100]", "key 'device' is ['A100']; expected a string or null"),
+    ("precision: 16", "key 'precision' is 16"),
+])
+def test_baseline_yaml_context_of_the_wrong_type_is_refused(tmp_path: Path, finished: CliRun, line: str,
+                                                            needle: str) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_text(f"{line}\nmetrics:\n  p_infer_core: 1000\n")
+    _usage(cli(["compare-results", str(finished.output_dir / "result.json"), "--baseline", str(path)]),
+           f"--baseline {path}", needle)
+
+
 @pytest.mark.parametrize("name, edit, needle", [
     ("all zero", lambda m: m.update({k: 0 for k in m if isinstance(m[k], (int, float)) and m[k] is not None}),
      "is null or zero, so the gate would compare nothing"),
@@ -1113,3 +1135,27 @@ def test_weight_files_that_would_block_or_never_end_are_refused(tmp_path: Path, 
         run = run_cli(data, tmp_path / "out", *FAST)
     line = assert_usage_error(run, str(weights))
     assert ("not a regular file" in line) if kind != "config.json of 5,000 digits" else ("5000 digits" in line)
+
+
+def test_a_full_disk_under_run_log_prints_no_logging_traceback(tmp_path: Path, smoke_data_dir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    real = safe_write.open_log
+
+    class Full:
+        def __init__(self, stream: Any) -> None:
+            self.stream, self.lines = stream, 0
+
+        def write(self, text: str) -> int:
+            self.lines += 1
+            if self.lines > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.stream.write(text)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.stream, name)
+
+    monkeypatch.setattr(safe_write, "open_log", lambda path: Full(real(path)))
+    run = run_cli(smoke_data_dir, tmp_path / "out", *FAST, quiet=False)
+    assert run.code == 0, run.err
+    assert "Logging error" not in run.err and "Traceback" not in run.err
+    assert run.result["status"] == "completed"

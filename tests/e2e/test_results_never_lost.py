@@ -71,7 +71,10 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite(tmp_path: Path, sm
     first = run_cli(smoke_data_dir, out, *FAST)
     assert first.code == 0, first.err
     first_id = first.result["run_id"]
-    (out / "predictions.partial.jsonl").write_text('{"run_id": "old"}\n')  # what a killed earlier run leaves
+    (out / "predictions.partial.jsonl").write_text('{"run_id": "old"}\n')  # what a killed earlier run leaves,
+    recorded = json.loads((out / "result.json").read_text())  # recorded in its result.json as it ran
+    recorded.update(status="interrupted", files=recorded["files"] + ["predictions.partial.jsonl"])
+    (out / "result.json").write_text(json.dumps(recorded))
     (out / "notes.txt").write_text("mine")  # not a run file: kept
 
     refused = run_cli(smoke_data_dir, out, *FAST)
@@ -82,6 +85,13 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite(tmp_path: Path, sm
     assert again.code == 0, again.err
     assert again.result["run_id"] != first_id
     assert not (out / "predictions.partial.jsonl").exists()
+    (out / "result.csv").unlink()
+    (out / "result.json").unlink()  # a result.csv, say, that no result.json records: never removed
+    (out / "result.csv").write_text("mine")
+    unrecorded = run_cli(smoke_data_dir, out, *FAST, "--overwrite")
+    assert_usage_error(unrecorded, "holds predictions.jsonl, result.csv, result.md, run.log but no result.json "
+                                   "recording them", "not removed, even with --overwrite")
+    assert (out / "result.csv").read_text() == "mine"
     assert (out / "notes.txt").read_text() == "mine"
     assert "--overwrite: removed the earlier run's" in (out / "run.log").read_text()
 
