@@ -196,10 +196,18 @@ def _restore_library_logs() -> None:
 _COMPLETED_ONLY = ("result.md", "result.csv", "throughput_vs_length.png", "timeline.png", "telemetry.csv")
 
 
+def _stop_requested() -> bool:
+    """A SIGINT/SIGTERM asked this process to stop (not the data-parallel watchdog stopping a rank because a
+    peer failed: that run failed, and distributed.attribute names the rank)."""
+    return signals.requested() is not None and not _DIST.stopped_by
+
+
 def _interrupted(exc: BaseException) -> bool:
     """An interruption: a KeyboardInterrupt, or any failure after a stop was requested (a signal that cut an
     import deep inside a library turns into that library's error, not into ours)."""
-    return isinstance(exc, KeyboardInterrupt) or signals.requested() is not None
+    if isinstance(exc, (distributed.RankFailed, distributed.PeerFailed)):
+        return False
+    return isinstance(exc, KeyboardInterrupt) or _stop_requested()
 
 
 def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:
@@ -513,7 +521,7 @@ def _main(argv: list[str]) -> int:
         signals.check()  # a signal that came while the process started
         return run(argv)
     except BenchmarkError as exc:
-        if signals.requested() is not None:  # e.g. a library's error type raised from an interrupted import
+        if _stop_requested():  # e.g. a library's error type raised from an interrupted import
             return _interrupted_exit(exc)
         _say(f"error: {_one_line(exc)}")
         return EXIT_USAGE
@@ -523,7 +531,7 @@ def _main(argv: list[str]) -> int:
         _say(f"run failed: {_one_line(exc)}")
         return EXIT_RUN_FAILED
     except Exception as exc:  # a crash of the run itself: one line here, the traceback in run.log
-        if signals.requested() is not None:
+        if _stop_requested():
             return _interrupted_exit(exc)
         logged = any(isinstance(h, logging.FileHandler) for h in log.handlers)
         where = "traceback in run.log" if logged else "LLAMA_BENCH_TRACEBACK=1 prints the traceback"
