@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import BenchmarkError
+from ..errors import BenchmarkError, printable
 
 log = logging.getLogger("benchmarks")
 
@@ -133,7 +133,16 @@ HISTORY_CHARTS = (
 
 
 def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
-    """One PNG per chart of HISTORY_CHARTS; one line per comparable workload (`workload_series`)."""
+    """One PNG per chart of HISTORY_CHARTS; one line per comparable workload (`workload_series`). matplotlib's
+    own warnings (a legend too wide for tight_layout) are not the user's business: the charts are drawn anyway."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _plot_history(rows, out_dir)
+
+
+def _plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
     try:
         plt = _pyplot()
     except ImportError:
@@ -155,8 +164,8 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]
             points.sort(key=lambda p: p[0])
             for col, suffix in columns:
                 pts = [(t, scale * r[col]) for t, r in points if r.get(col) is not None]
-                if pts:
-                    ax.plot(*zip(*pts), marker="o", markersize=4, label=f"{label} {suffix}".strip())
+                if pts:  # a label drawn from history cells: control characters escaped, cut to fit the legend
+                    ax.plot(*zip(*pts), marker="o", markersize=4, label=printable(f"{label} {suffix}".strip())[:80])
         ax.set_title(f"{title} over time ({len(rows)} runs" + "".join(f"; {f}" for f in flags) + ")")
         ax.set_xlabel("run start (UTC)")
         ax.set_ylabel(ylabel)

@@ -1159,3 +1159,11 @@ def test_a_full_disk_under_run_log_prints_no_logging_traceback(tmp_path: Path, s
     assert run.code == 0, run.err
     assert "Logging error" not in run.err and "Traceback" not in run.err
     assert run.result["status"] == "completed"
+
+
+@pytest.mark.parametrize("value", ["\x1b[2J\x07", "d" * 500])
+def test_plot_draws_odd_device_names_without_warnings(tmp_path: Path, finished: CliRun, value: str) -> None:
+    path = _history_with(finished, tmp_path, "device_name", value)
+    code, out, err = cli(["plot", "--history", str(path), "--out", str(tmp_path / "c"), "--html"])
+    assert code == 0 and err == "", err  # no matplotlib layout or missing-glyph warning on stderr
+    assert "\x1b" not in out and (tmp_path / "c" / "throughput.png").stat().st_size > 0
