@@ -419,6 +419,13 @@ def _check_arguments(args: argparse.Namespace) -> None:
                        ("--data_dir", None if args.smoke else args.data_dir), ("--config_dir", args.config_dir)):
         if path is not None:
             check_path(path, flag)
+    if args.history is not None and args.output_dir is not None:
+        from .safe_io import RUN_FILES, shown
+
+        same = [n for n in RUN_FILES if os.path.realpath(args.output_dir / n) == os.path.realpath(args.history)]
+        if same:
+            raise BenchmarkError(f"--history {shown(args.history)} is the run's own {same[0]} in --output_dir, which "
+                                 "the run replaces; give a history file outside the run's files")
 
 
 def _resolved(path: Path, what: str) -> Path:

@@ -187,6 +187,14 @@ def plot(argv: list[str]) -> int:
     args = p.parse_args(argv)
     check_path(args.history, "--history")
     check_path(args.out, "--out")
+    import os
+
+    from .plots import HISTORY_CHARTS
+
+    written = [name for name, *_ in HISTORY_CHARTS] + (["report.html"] if args.html else [])
+    if any(os.path.realpath(args.out / n) == os.path.realpath(args.history) for n in written):
+        raise BenchmarkError(f"--history {shown(args.history)} is one of the files plot writes in --out "
+                             f"{shown(args.out)}; give another --out")
     warnings: list[str] = []
     rows = read_history(args.history, warnings)
     for line in warnings:

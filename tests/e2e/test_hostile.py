@@ -454,6 +454,8 @@ FLAG_CASES: dict[str, tuple[Any, dict[str, str], tuple[str, ...]]] = {
                                 ("--history", "whose folder does not exist")),
     "config file of 5,000 digits": (lambda t: ["--config_dir", str(_configs_with(t, "seed: " + "9" * 5000))], {},
                                     ("configurations.yaml: not valid YAML", "an integer of 5,000 digits")),
+    "--history is the run's result.csv": (lambda t: ["--output_dir", str(t / "o"), "--history", str(t / "o" / "result.csv")],
+                                           {}, ("is the run's own result.csv in --output_dir",)),
     "LLAMA_BENCH_CACHE loop": (lambda t: ["--smoke"], {"LLAMA_BENCH_CACHE": "<loop>"},
                                ("LLAMA_BENCH_CACHE", "symlink loop")),
     "LLAMA_BENCH_CACHE 300 chars": (lambda t: ["--smoke"], {"LLAMA_BENCH_CACHE": "<long>"},
@@ -1167,3 +1169,13 @@ def test_plot_draws_odd_device_names_without_warnings(tmp_path: Path, finished: 
     code, out, err = cli(["plot", "--history", str(path), "--out", str(tmp_path / "c"), "--html"])
     assert code == 0 and err == "", err  # no matplotlib layout or missing-glyph warning on stderr
     assert "\x1b" not in out and (tmp_path / "c" / "throughput.png").stat().st_size > 0
+
+
+def test_plot_refuses_to_write_over_its_own_history(tmp_path: Path, finished: CliRun) -> None:
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    hist = charts / "mfu.png"
+    shutil.copy(finished.output_dir.parent / "h.csv", hist)
+    before = hist.read_bytes()
+    _usage(cli(["plot", "--history", str(hist), "--out", str(charts)]), "is one of the files plot writes in --out")
+    assert hist.read_bytes() == before
