@@ -63,10 +63,10 @@ def _unraisable(info: Any) -> None:
             _raised_at = None
             _thread.interrupt_main(_requested or signal.SIGTERM)
         return
-    _default_unraisable(info)
+    _previous_hook(info)
 
 
-_default_unraisable = sys.unraisablehook
+_previous_hook = sys.unraisablehook
 
 
 def install() -> dict[int, Any]:
@@ -76,8 +76,9 @@ def install() -> dict[int, Any]:
         return previous
     for sig in SIGNALS:
         signal.signal(sig, _handler)
-    if sys.unraisablehook is not _unraisable:
-        sys.unraisablehook = _unraisable
+    global _previous_hook
+    if sys.unraisablehook is not _unraisable:  # the hook in place now (a test runner's, say) gets the others
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     return previous
 
 
@@ -150,4 +151,6 @@ def end(previous: dict[int, Any]) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if sys.unraisablehook is _unraisable:
+            sys.unraisablehook = _previous_hook
     _mode, _requested, _pending = "record", None, False
