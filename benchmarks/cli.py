@@ -10,6 +10,7 @@ import argparse
 import datetime as _dt
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -18,10 +19,15 @@ from typing import Any
 
 from . import scenarios
 from . import distributed
-from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError, one_line
+from . import signals
+from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError, one_line, printable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks")
+HISTORY_WAIT_S = 120.0  # reporting.history.DEFAULT_WAIT_S, repeated here so --help imports no reporting code
+MAX_DIST_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_REPEAT = 1000  # --repeat: more is a typo (each repeat runs both passes again)
+MAX_NPROC = 1024  # --nproc: processes on this host, one per device
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -67,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "exit 1 on a regression")
     p.add_argument("--history", type=Path, default=None, metavar="FILE",
                    help="append this run as one row (result.csv columns) to a CSV file, for `plot`")
+    p.add_argument("--history_wait_s", type=float, default=None, metavar="S",
+                   help="the longest the finished run waits for another process's lock on --history before it "
+                        "exits 2 without the row (its own files kept; default "
+                        f"{HISTORY_WAIT_S:.0f} s)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="gate against a baseline of another workload (device, precision, smoke/--limit, ...) "
                         "anyway, printing the differences")
@@ -83,34 +93,55 @@ def build_parser() -> argparse.ArgumentParser:
 _DIST = distributed.Dist()  # this process's place in a data-parallel run (set by run())
 
 
+class _RunLog(logging.FileHandler):
+    """run.log through benchmarks.safe_write: appended, never through a symlink, only a regular file."""
+
+    def _open(self) -> Any:
+        from .safe_write import open_log
+
+        return open_log(Path(self.baseFilename))
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A log line that cannot be written (disk full) is lost, quietly: logging would print a traceback to
+        stderr, and the run's own files and its one stderr line say what went wrong."""
+        self.lost = getattr(self, "lost", 0) + 1
+
+
+class _Printable(logging.Formatter):
+    """Log lines with their control characters escaped: a path holding a terminal escape sequence is shown."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
+
+
 def _setup_logging(output_dir: Path, quiet: bool, rank: int = 0) -> None:
     root = logging.getLogger("benchmarks")
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):  # a second run in one process must not leak the first one's log file
         root.removeHandler(handler)
         handler.close()
-    fh = logging.FileHandler(output_dir / ("run.log" if rank == 0 else f"run.log.rank{rank}"), encoding="utf-8")
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    fh = _RunLog(output_dir / ("run.log" if rank == 0 else f"run.log.rank{rank}"), encoding="utf-8")
+    fh.setFormatter(_Printable("%(asctime)s %(levelname)s %(message)s"))
     root.addHandler(fh)
     sh = logging.StreamHandler(sys.stderr)
     sh.setLevel(logging.WARNING if quiet else logging.INFO)
     sh.addFilter(lambda record: not getattr(record, "file_only", False))  # e.g. Finish Info: stdout has it
     if rank != 0:  # rank 0 speaks for the run; the others' lines are in run.log.rank<N>
         sh.setLevel(logging.CRITICAL)
-    sh.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%H:%M:%S"))
+    sh.setFormatter(_Printable("[%(asctime)s] %(message)s", "%H:%M:%S"))
     root.addHandler(sh)
     root.propagate = False
 
 
 def _prepare_output(path: Path) -> Path:
+    from .safe_write import probe_folder, shown
+
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        probe_folder(path)
     except OSError as exc:
         raise BenchmarkError(
-            f"output_dir {path} is not writable ({exc.strerror or exc}); choose another --output_dir") from None
+            f"output_dir {shown(path)} is not writable ({exc.strerror or exc}); choose another --output_dir") from None
     return path
 
 
@@ -121,7 +152,6 @@ def _output_dir(args: argparse.Namespace, stamp: str) -> tuple[Path, str | None]
     if args.output_dir is None:
         folder = safe_io.new_run_dir(REPO_ROOT / "outputs" / args.case, stamp)
         return _prepare_output(folder), locks.lock_output_dir(folder)
-    safe_io.check_utf8_path(args.output_dir, "--output_dir")
     folder = _prepare_output(args.output_dir)
     note = locks.lock_output_dir(folder)
     removed = safe_io.claim_output_dir(folder, args.overwrite)
@@ -167,16 +197,35 @@ def _restore_library_logs() -> None:
 _COMPLETED_ONLY = ("result.md", "result.csv", "throughput_vs_length.png", "timeline.png", "telemetry.csv")
 
 
+def _stop_requested() -> bool:
+    """A SIGINT/SIGTERM asked this process to stop (not the data-parallel watchdog stopping a rank because a
+    peer failed: that run failed, and distributed.attribute names the rank)."""
+    return signals.requested() is not None and not _DIST.stopped_by
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """An interruption: a KeyboardInterrupt, or any failure after a stop was requested (a signal that cut an
+    import deep inside a library turns into that library's error, not into ours)."""
+    if isinstance(exc, (distributed.RankFailed, distributed.PeerFailed)):
+        return False
+    return isinstance(exc, KeyboardInterrupt) or _stop_requested()
+
+
 def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:
     """Record a failed or interrupted run in result.json (status, error, the passes finished so far)."""
+    from .safe_write import remove
+
     if run_.result is None:
         return
-    run_.result.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    run_.result.status = "interrupted" if _interrupted(exc) else "failed"
     run_.result.error = f"{type(exc).__name__}: {one_line(exc, 1000)}"
     run_.result.phases_s = dict(run_.spans.seconds)
     run_.result.metrics_partial = run_.partial_metrics()  # also a pass that ended after the last phase
     for name in _COMPLETED_ONLY:
-        (output_dir / name).unlink(missing_ok=True)
+        try:
+            remove(output_dir / name)
+        except (OSError, BenchmarkError):
+            pass
     where = output_dir / "result.json"
     try:
         _save_shielded(run_)
@@ -224,10 +273,6 @@ def _history_rows(path: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _log_file_only(level: int, msg: str, *args: Any) -> None:
     """A record for run.log alone: the terminal gets one line per failure, from main()."""
     record = log.makeRecord(log.name, level, __file__, 0, msg, args, None)
@@ -238,6 +283,11 @@ def _log_file_only(level: int, msg: str, *args: Any) -> None:
 
 def _save_shielded(run_: Any) -> None:
     """Write the partial result with SIGINT/SIGTERM held off, so a second signal cannot lose it."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # embedded: no handlers to hold
+        run_.save()
+        return
     held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         run_.save()
@@ -261,8 +311,7 @@ def run(argv: list[str]) -> int:
         return code
     args = build_parser().parse_args(argv)
     global _DIST
-    if args.dist_timeout <= 0:
-        raise BenchmarkError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
+    _check_arguments(args)
     ctx = _DIST = distributed.from_env(args.dist_timeout)
     if args.nproc is not None:
         if args.nproc < 1:
@@ -271,26 +320,25 @@ def run(argv: list[str]) -> int:
             raise BenchmarkError("--nproc starts torchrun itself; under torchrun leave it out")
         if args.nproc > 1:
             return distributed.launch(args.nproc, _without_nproc(argv), str(REPO_ROOT / "run_benchmark.py"))
-    # Imported only now: --help and the subcommands must start without torch/transformers (seconds each).
-    from .config import check_optimizations, load_config
-    from .host_memory import check_host_memory
-    from .progress import make_progress
-    from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call, vendor_home
-    from .reporting.record import UNSET
-    from .reporting.summary import after_run, check_gate_inputs
-    from .runner import Run, RunRequest
-    from .threads import choose_threads
-    if args.history is not None:
-        from .safe_io import check_utf8_path
+    # Imported only now: --help and the subcommands must start without torch/transformers (seconds each). A
+    # signal during these imports is held until they end (benchmarks.signals), so it cannot be swallowed or
+    # leave a half-imported module.
+    with signals.deferred():
+        import torch  # noqa: F401  (every run needs both; imported here, under the deferral)
+        import transformers  # noqa: F401
 
-        check_utf8_path(args.history, "--history")
-    if args.limit is not None and args.limit < 1:
-        raise BenchmarkError(f"--limit {args.limit}: expected a positive number of questions per subject")
-    if args.repeat < 1:
-        raise BenchmarkError(f"--repeat {args.repeat}: expected a positive number of runs (1: no repeat)")
-    case = get_case(args.case)
-    vendor_name = args.vendor or default_vendor(smoke=args.smoke)
-    vendor = get_vendor(vendor_name)
+        from .config import check_optimizations, load_config
+        from .host_memory import check_host_memory
+        from .progress import make_progress
+        from .registry import (case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call,
+                               vendor_home)
+        from .reporting.record import UNSET
+        from .reporting.summary import after_run, check_gate_inputs
+        from .runner import Run, RunRequest
+        from .threads import choose_threads
+        case = get_case(args.case)
+        vendor_name = args.vendor or default_vendor(smoke=args.smoke)
+        vendor = get_vendor(vendor_name)
     config = load_config(case_config_root(args.case, args.config_dir), case, vendor_name, vendor.Options,
                          args.overrides, vendor_home=vendor_home(vendor_name), scenario=args.scenario)
     if args.scenario == scenarios.REFERENCE:
@@ -309,7 +357,7 @@ def run(argv: list[str]) -> int:
     if args.smoke:
         data_dir = case.smoke_data()
     else:
-        data_dir = args.data_dir.resolve()
+        data_dir = _resolved(args.data_dir, "--data_dir")
         case.check_data(config.case, data_dir, f"python run_benchmark.py --case {args.case} --smoke")
     memory_line = None
     parameters = (case.model_parameters(config.case, data_dir, config.run.synthetic_weights)
@@ -340,10 +388,15 @@ def run(argv: list[str]) -> int:
                           limit=args.limit, smoke=args.smoke, repeat=args.repeat,
                           command_line=["run_benchmark.py", *argv],
                           progress=make_progress(args.quiet or not ctx.is_main, config.run.log_freq), dist=ctx))
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        result = run_.execute()
+        try:
+            result = run_.execute()
+            signals.check()  # a stop request that library code swallowed: interrupted, not completed
+        except SystemExit as exc:  # a case's or vendor's code called sys.exit: a failed run, never exit 0
+            raise RuntimeError(f"sys.exit({exc.code!r}) called inside the run (by a case's or vendor's code)") from exc
     except (KeyboardInterrupt, Exception) as exc:
+        if _interrupted(exc):
+            signals.caught()  # a second signal must not cut the recording of this one
         ctx.watching = False  # from here on this rank records its end; the watchdog must not cut that short
         exc = distributed.attribute(ctx, exc)  # rank 0: a failed or vanished rank becomes the run's error
         distributed.report_end(ctx, *_end_status(exc, ctx))
@@ -353,18 +406,73 @@ def run(argv: list[str]) -> int:
             _record_end(run_, exc, output_dir)
             _history_row_of_end(args.history, run_, exc, output_dir)
         raise exc
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     ctx.watching = False
     distributed.report_end(ctx, "completed")
     if not ctx.is_main:
+        signals.settle()
         return 0  # rank 0 has this rank's figures and writes the result
+    # The run is complete and recorded: the gate, the history row and the summary follow. Whatever stops them
+    # (a signal, a --history locked too long) leaves the run's files and its status completed as they are.
     try:
-        return after_run(result, output_dir, baseline, args.history)  # table, gate, history, files; exit 0 or 1
-    except KeyboardInterrupt as exc:  # during the final writes: the result files must not claim completion
-        _record_end(run_, exc, output_dir)
-        _history_row_of_end(args.history, run_, exc, output_dir)
+        code = after_run(result, output_dir, baseline, args.history, args.history_wait_s)  # exit 0 or 1
+    except (KeyboardInterrupt, BenchmarkError) as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            signals.caught()
+        exc.add_note(f"the run had completed: its files and status completed are kept in {output_dir}"
+                     + ("" if args.history is None else "; its --history row may be missing"))
         raise
+    signals.settle()  # a signal from now on (the scheduler's, at exit) no longer changes the exit code
+    return code
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every command-line value that cannot work, refused before anything is imported or created."""
+    import math
+
+    from .safe_io import check_path
+
+    if not (math.isfinite(args.dist_timeout) and 0 < args.dist_timeout <= MAX_DIST_TIMEOUT_S):
+        raise BenchmarkError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds, at most "
+                             f"{MAX_DIST_TIMEOUT_S:.0f} (a week)")
+    if args.history_wait_s is not None and not (math.isfinite(args.history_wait_s) and 0 <= args.history_wait_s
+                                                <= MAX_DIST_TIMEOUT_S):
+        raise BenchmarkError(f"--history_wait_s {args.history_wait_s}: expected a number of seconds from 0 to "
+                             f"{MAX_DIST_TIMEOUT_S:.0f}")
+    if args.limit is not None and args.limit < 1:
+        raise BenchmarkError(f"--limit {args.limit}: expected a positive number of questions per subject")
+    if not 1 <= args.repeat <= MAX_REPEAT:
+        raise BenchmarkError(f"--repeat {args.repeat}: expected a positive number of runs, 1 (no repeat) to "
+                             f"{MAX_REPEAT}")
+    if args.nproc is not None and not 1 <= args.nproc <= MAX_NPROC:
+        raise BenchmarkError(f"--nproc {args.nproc}: expected a positive number of processes, at most {MAX_NPROC} "
+                             "(one per device of this host)")
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and not re.fullmatch(r"[1-9]\d{0,5}(,[1-9]\d{0,5})*", threads.strip()):
+        raise BenchmarkError(f"environment: OMP_NUM_THREADS={printable(threads[:40])!r} is not a number of threads "
+                             "(a positive integer, or a comma-separated list of them); set one or unset it")
+    for flag, path in (("--output_dir", args.output_dir), ("--history", args.history), ("--baseline", args.baseline),
+                       ("--data_dir", None if args.smoke else args.data_dir), ("--config_dir", args.config_dir)):
+        if path is not None:
+            check_path(path, flag)
+    if args.history is not None and args.output_dir is not None:
+        from .safe_io import RUN_FILES, shown
+
+        same = [n for n in RUN_FILES if os.path.realpath(args.output_dir / n) == os.path.realpath(args.history)]
+        if same:
+            raise BenchmarkError(f"--history {shown(args.history)} is the run's own {same[0]} in --output_dir, which "
+                                 "the run replaces; give a history file outside the run's files")
+
+
+def _resolved(path: Path, what: str) -> Path:
+    """path.resolve(), a symlink loop named as such (exit 2) instead of a RuntimeError."""
+    from .safe_io import check_path, shown
+
+    check_path(path, what)
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise BenchmarkError(f"{what} {shown(path)}: cannot resolve it ({one_line(exc)}); fix the links or give "
+                             "the real path") from None
 
 
 def _reference_compiler(config: Any, vendor: Any, vendor_name: str) -> Any:
@@ -433,18 +541,29 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     global _DIST
     _DIST = distributed.Dist()
-    # SIGTERM is an interruption from the first line on (config loading, smoke-data generation), so that
-    # every `finally` runs: no half-made cache folder or stale lock is left behind.
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGINT/SIGTERM are an interruption from the first line on (config loading, smoke-data generation), so
+    # that every `finally` runs: no half-made cache folder or stale lock is left behind (benchmarks.signals).
+    previous = signals.start()
     try:
         return _main(argv)
     finally:
-        # A data-parallel rank that ended is done: the launcher's SIGTERM to the others must not cut its exit
-        # code (the watchdog may have stopped it before the launcher's signal came).
-        signal.signal(signal.SIGTERM, signal.SIG_IGN if _DIST.active else previous)
+        signals.settle()  # the run's end is decided: the clean-up below is never cut by a signal
         _restore_library_logs()
         release_all()
         distributed.teardown(_DIST)
+        # A data-parallel rank that ended is done: the launcher's SIGTERM to the others must not cut its exit
+        # code (the watchdog may have stopped it before the launcher's signal came).
+        signals.end(previous)
+        if _DIST.active and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN and not signals.active():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _interrupted_exit(exc: BaseException) -> int:
+    signals.caught()
+    signum = signals.requested()
+    text = _one_line(exc) if isinstance(exc, KeyboardInterrupt) else f"signal {signum}; " + _one_line(exc)
+    _say(f"interrupted: {text or 'keyboard interrupt'}")
+    return EXIT_RUN_FAILED if _DIST.stopped_by else EXIT_INTERRUPTED
 
 
 def _say(line: str) -> None:
@@ -458,17 +577,21 @@ def _say(line: str) -> None:
 
 def _main(argv: list[str]) -> int:
     try:
+        signals.check()  # a signal that came while the process started
         return run(argv)
     except BenchmarkError as exc:
+        if _stop_requested():  # e.g. a library's error type raised from an interrupted import
+            return _interrupted_exit(exc)
         _say(f"error: {_one_line(exc)}")
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        _say(f"interrupted: {_one_line(exc) or 'keyboard interrupt'}")
-        return EXIT_RUN_FAILED if _DIST.stopped_by else EXIT_INTERRUPTED
+        return _interrupted_exit(exc)
     except (distributed.RankFailed, distributed.PeerFailed) as exc:
         _say(f"run failed: {_one_line(exc)}")
         return EXIT_RUN_FAILED
     except Exception as exc:  # a crash of the run itself: one line here, the traceback in run.log
+        if _stop_requested():
+            return _interrupted_exit(exc)
         logged = any(isinstance(h, logging.FileHandler) for h in log.handlers)
         where = "traceback in run.log" if logged else "LLAMA_BENCH_TRACEBACK=1 prints the traceback"
         rank = f"rank {_DIST.rank}: " if _DIST.active else ""

@@ -26,10 +26,12 @@ from typing import Any, Mapping
 import yaml
 
 from . import scenarios
-from .errors import BenchmarkError, one_line
+from .errors import BenchmarkError, one_line, printable
 from .flops import parse_flops
-from .input_limits import LimitedLoader, check_int_range
+from .input_limits import LimitedLoader, check_int_range, load_yaml, read_bytes
 from .interfaces import PRECISIONS, is_lossy, yaml_text
+
+MAX_CONFIG_BYTES = 16 * 2**20  # a config file is a few kB
 
 
 def doc(text: str, bounds: tuple[int, int, str] | None = None, **kw: Any) -> Any:
@@ -110,6 +112,7 @@ class Config:
     # optimization name -> its Options instance, for every optimization the case declares (on or off)
     optimizations: Mapping[str, Any] = field(default_factory=dict)
     scenario: str = "optimized"  # benchmarks.scenarios: which semantics the run measures
+    replaced: Mapping[str, Any] = field(default_factory=dict)  # key -> the files' value a --set replaced
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -147,7 +150,7 @@ def read_yaml(path: Path, required: bool = True) -> dict[str, Any]:
             return {}
         raise BenchmarkError(f"{path}: config file not found; create it (see configs/ in the repository)")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        data = load_yaml(read_bytes(path, "config file", MAX_CONFIG_BYTES).decode("utf-8"), _UniqueKeyLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         msg = one_line(exc)
         raise BenchmarkError(f"{path}: not valid YAML ({msg})") from None
@@ -254,22 +257,27 @@ def _first_source(message: str, sources: Mapping[str, str]) -> str:
 
 def parse_set(item: str, types_by_key: Mapping[str, Any]) -> tuple[str, Any]:
     """`key=value` from --set, typed by the key's declared type."""
+    shown = repr(item) if len(item) <= 120 else repr(item[:100]) + f"... ({len(item):,} characters)"
     if "=" not in item or not item.split("=", 1)[0].strip():
-        raise BenchmarkError(f"--set {item!r}: expected key=value, e.g. --set precision=bf16")
+        raise BenchmarkError(f"--set {shown}: expected key=value, e.g. --set precision=bf16")
     key, raw = (s.strip() for s in item.split("=", 1))
     if key not in types_by_key:
-        raise BenchmarkError(f"--set {item!r}: unknown key '{key}'; known keys: {', '.join(sorted(types_by_key))}")
+        raise BenchmarkError(f"--set {shown}: unknown key '{key[:100]}'; known keys: {', '.join(sorted(types_by_key))}")
     tp = types_by_key[key]
     if _check_type(raw, tp):
         # Keys that take strings keep the text verbatim ("2*7e9" must not turn into anything else).
         return key, (None if raw in ("null", "~") and _check_type(None, tp) else raw)
-    try:
-        value = yaml.safe_load(raw) if raw else None
+    try:  # the config files' bounded loader: no alias bomb, no deep nesting, no key given twice
+        value = load_yaml(raw, _UniqueKeyLoader) if raw else None
+    except (yaml.composer.ComposerError, yaml.constructor.ConstructorError) as exc:  # a bound or a duplicate key
+        raise BenchmarkError(f"--set {printable(item[:60])}{'...' if len(item) > 60 else ''}: "
+                             f"{getattr(exc, 'problem', None) or one_line(exc)}; expected a small value") from None
     except yaml.YAMLError:
         value = raw
     value = _yaml11_float(value, tp)
     if not _check_type(value, tp):
-        raise BenchmarkError(f"--set {item!r}: '{key}' expects {_type_name(tp)}, got {raw!r}")
+        raise BenchmarkError(f"--set {shown}: '{key}' expects {_type_name(tp)}, got "
+                             f"{repr(raw) if len(raw) <= 120 else repr(raw[:100]) + '...'}")
     return key, value
 
 
@@ -371,8 +379,11 @@ def load_config(
             raise BenchmarkError(
                 f"{sources[key]}: unknown key '{key}' (not a {hint} key); known keys: {', '.join(sorted(owner))}"
             )
+    replaced: dict[str, Any] = {}
     for item in overrides:
         key, value = parse_set(item, types_by_key)
+        if key in merged and sources.get(key) != "--set":
+            replaced[key] = merged[key]
         merged[key] = value
         sources[key] = "--set"
     parts = {}
@@ -381,7 +392,8 @@ def load_config(
         parts[group] = build(cls, {k: v for k, v in merged.items() if owner[k] == group}, sources,
                              homes[home_of(group)])
     config = Config(run=parts["run"], case=parts["case"], vendor=parts["vendor"], sources=dict(sources),
-                    optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations}, scenario=scenario)
+                    optimizations={o.name: parts[f"opt:{o.name}"] for o in case.optimizations}, scenario=scenario,
+                    replaced=replaced)
     if reference and is_lossy(config.run.effective_precision):
         where = config.sources.get("precision", "config")
         raise BenchmarkError(f"{where}: config key 'precision': {config.run.effective_precision} is not a precision of "

@@ -109,6 +109,10 @@ def from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> Dist:
     rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if not 0 <= rank < world:
         raise BenchmarkError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:  # the process group's rendezvous would fail deep in torch, after the run folder exists
+        raise BenchmarkError(f"environment: WORLD_SIZE={world} but {' and '.join(missing)} not set; start a "
+                             "data-parallel run with torchrun (or --nproc N), which sets them, or unset WORLD_SIZE")
     return Dist(rank=rank, world_size=world, local_rank=local, timeout_s=timeout_s)
 
 

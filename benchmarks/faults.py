@@ -19,11 +19,12 @@ GIB = 1024**3
 
 
 class PromptOutOfMemory(torch.OutOfMemoryError):
-    """torch.OutOfMemoryError raised by the model on one prompt of a timed pass."""
+    """torch.OutOfMemoryError (or the CPU allocator's error) raised by the model on one prompt of a timed pass."""
 
     def __init__(self, pass_name: str, index: int, n_questions: int, tokens: int, cause: BaseException,
                  prompts: int = 1):
         super().__init__(str(cause))
+        self.host = not isinstance(cause, torch.OutOfMemoryError)
         pack = f" (a pack of {prompts} prompts)" if prompts > 1 else ""
         self.where = f"the {pass_name} pass at question {index + 1}/{n_questions}{pack}"
         self.tokens = tokens
@@ -31,6 +32,19 @@ class PromptOutOfMemory(torch.OutOfMemoryError):
 
 class DeviceOutOfMemory(RuntimeError):
     """Out of device memory, with where, how long the prompt was, the memory figures and what to change."""
+
+
+class HostOutOfMemory(DeviceOutOfMemory):
+    """Out of host memory on the CPU (torch raises a plain RuntimeError there), described the same way."""
+
+
+CPU_ALLOCATOR_TEXT = "DefaultCPUAllocator: can't allocate memory"  # torch's CPU allocator failing (errno 12)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (a device), or the CPU allocator's plain RuntimeError (the host)."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and CPU_ALLOCATOR_TEXT in str(exc))
 
 
 def memory_figures(device: torch.device) -> str:
@@ -98,8 +112,14 @@ def describe(exc: BaseException, phase: str, tokens: int | None, device: torch.d
     tokens = getattr(exc, "tokens", None) or tokens
     prompt = f" ({tokens} tokens)" if tokens else ""
     torch_text = _torch_summary(exc)
-    return DeviceOutOfMemory(
-        f"out of device memory in {where}{prompt}; {memory_figures(device)}"
+    host = getattr(exc, "host", not isinstance(exc, torch.OutOfMemoryError))
+    kind, memory = (HostOutOfMemory, "host") if host else (DeviceOutOfMemory, "device")
+    if host:
+        hints = [h for h in hints if not h.startswith("a device with")] + [
+            "a machine with more free host memory (stop other processes; the host memory check before the run "
+            "counts the weights only)"]
+    return kind(
+        f"out of {memory} memory in {where}{prompt}; {memory_figures(device)}"
         + (f"; torch: {torch_text}" if torch_text else "")
         + "; to fit, try: " + "; ".join(hints)
     )

@@ -10,7 +10,9 @@ import fcntl
 import os
 from pathlib import Path
 
+from . import safe_write
 from .errors import BenchmarkError
+from .safe_write import shown
 
 LOCK_NAME = ".run.lock"
 _held: list[tuple[int, Path]] = []  # (fd, path) of the locks this process holds, released by release_all()
@@ -31,7 +33,7 @@ def lock_output_dir(folder: Path) -> str | None:
     lock (of a process that is gone) was taken over, else None."""
     path = folder / LOCK_NAME
     for _ in range(20):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = safe_write.open_fd(path, os.O_RDWR, "--output_dir lock")  # never through a planted symlink
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -40,8 +42,8 @@ def lock_output_dir(folder: Path) -> str | None:
                 raise
             owner = _read_pid(path)
             who = f"pid {owner}" if owner is not None else "another process"
-            raise BenchmarkError(f"--output_dir {folder}: another run ({who}) is writing there now (lock "
-                                 f"{path}); wait for it or choose another --output_dir") from None
+            raise BenchmarkError(f"--output_dir {shown(folder)}: another run ({who}) is writing there now (lock "
+                                 f"{shown(path)}); wait for it or choose another --output_dir") from None
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
@@ -50,14 +52,14 @@ def lock_output_dir(folder: Path) -> str | None:
             os.close(fd)
             continue
         previous = _read_fd_pid(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        safe_write.replace_fd_contents(fd, f"{os.getpid()}\n".encode())
         _held.append((fd, path))
         if previous is not None and previous != os.getpid():
             state = "still running but not holding it" if _pid_alive(previous) else "no longer running"
             return f"took over the stale lock {path} of pid {previous} ({state})"
         return None
-    raise BenchmarkError(f"--output_dir {folder}: could not take the lock {path}; choose another --output_dir")
+    raise BenchmarkError(f"--output_dir {shown(folder)}: could not take the lock {shown(path)}; choose another "
+                         "--output_dir")
 
 
 def _read_fd_pid(fd: int) -> int | None:
@@ -67,10 +69,13 @@ def _read_fd_pid(fd: int) -> int | None:
 
 def _read_pid(path: Path) -> int | None:
     try:
-        text = path.read_text(encoding="ascii", errors="replace").strip()
-    except OSError:
+        fd = safe_write.open_fd(path, os.O_RDONLY, create=False)
+    except (OSError, BenchmarkError):
         return None
-    return int(text) if text.isdigit() else None
+    try:
+        return _read_fd_pid(fd)
+    finally:
+        os.close(fd)
 
 
 def release_all() -> None:
@@ -78,7 +83,7 @@ def release_all() -> None:
     while _held:
         fd, path = _held.pop()
         try:
-            path.unlink()
-        except OSError:
+            safe_write.remove(path)
+        except (OSError, BenchmarkError):
             pass
         os.close(fd)

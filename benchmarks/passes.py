@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .faults import PromptOutOfMemory
+from .faults import PromptOutOfMemory, is_out_of_memory
 from .interfaces import ModelFn
 
 log = logging.getLogger("benchmarks")
@@ -140,7 +140,9 @@ def run_pass(
             try:  # free in the loop (zero-cost try); names the question and its length on OOM
                 logits = fn(ids, last)
                 synchronize()
-            except torch.OutOfMemoryError as exc:
+            except (torch.OutOfMemoryError, RuntimeError) as exc:
+                if not is_out_of_memory(exc):
+                    raise
                 raise PromptOutOfMemory(name, i, n, ids.shape[1], exc, prompts=j - i) from exc
             elapsed = time.perf_counter() - t0
             if take_untimed_s is not None:

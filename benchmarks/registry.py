@@ -55,11 +55,15 @@ def get_case(name: str) -> Case:
     folders = _folder_cases()
     entry_points = {ep.name: ep for ep in importlib.metadata.entry_points(group=CASE_ENTRY_POINT_GROUP)}
     if name in CASES:
-        case, where = getattr(importlib.import_module(CASES[name]), "CASE", None), CASES[name]
+        where = CASES[name]
+        case = getattr(plugin_call("case", name, where, "import", importlib.import_module, CASES[name]), "CASE", None)
     elif name in folders:
-        case, where = getattr(_import_folder("case", name, folders[name]), "CASE", None), f"{folders[name]}/__init__.py"
+        where = f"{folders[name]}/__init__.py"
+        case = getattr(plugin_call("case", name, where, "import", _import_folder, "case", name, folders[name]),
+                       "CASE", None)
     elif name in entry_points:
-        case, where = entry_points[name].load(), f"entry point {entry_points[name].value}"
+        where = f"entry point {entry_points[name].value}"
+        case = plugin_call("case", name, where, "import", entry_points[name].load)
     else:
         raise BenchmarkError(f"unknown case '{name}'; known cases: {', '.join(known_cases())}")
     missing = [m for m in CASE_MEMBERS if not hasattr(case, m)]
@@ -149,18 +153,23 @@ def get_vendor(name: str) -> Vendor:
     return vendor
 
 
-def vendor_call(name: str, where: str, what: str, fn: Any, *args: Any) -> Any:
-    """fn(*args) on a vendor's code; whatever it raises, or a sys.exit inside it, becomes one line naming the
-    vendor and where it comes from (exit 2): a vendor's bug must never end the run silently or as exit 0."""
+def plugin_call(kind: str, name: str, where: str, what: str, fn: Any, *args: Any) -> Any:
+    """fn(*args) on a case's or vendor's code; whatever it raises, or a sys.exit inside it, becomes one line
+    naming the plug-in and where it comes from (exit 2): its bug must never end the run silently or as exit 0."""
     try:
         return fn(*args)
     except BenchmarkError:
         raise
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure of foreign code, named as such
-        sys.modules.pop(f"llama_bench_vendor_{name}", None)  # a half-imported module must not be reused
+        sys.modules.pop(f"llama_bench_{kind}_{name}", None)  # a half-imported module must not be reused
         detail = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {one_line(exc, 300)}"
-        raise BenchmarkError(f"vendor '{name}' ({where}): {what} failed ({detail}); fix the vendor or choose "
-                             "another --vendor") from None
+        raise BenchmarkError(f"{kind} '{name}' ({where}): {what} failed ({detail}); fix the {kind} or choose "
+                             f"another --{kind}") from None
+
+
+def vendor_call(name: str, where: str, what: str, fn: Any, *args: Any) -> Any:
+    """plugin_call for a vendor."""
+    return plugin_call("vendor", name, where, what, fn, *args)
 
 
 def vendor_home(name: str) -> Path | None:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import distributed, faults, metrics, optimizations, provenance, scenarios, verdict
+from . import distributed, faults, metrics, optimizations, provenance, scenarios, signals, verdict
 from .host_cpu import HostWait
 from .config import Config
 from .errors import BenchmarkError, one_line
@@ -92,7 +92,9 @@ class Run:
     def execute(self) -> RunResult:
         try:
             return self._execute()
-        except torch.OutOfMemoryError as exc:  # one line: where, the prompt length, memory figures, knobs
+        except (torch.OutOfMemoryError, RuntimeError) as exc:  # one line: where, prompt length, figures, knobs
+            if not faults.is_out_of_memory(exc) or isinstance(exc, faults.DeviceOutOfMemory):
+                raise
             raise self._out_of_memory(exc) from exc
 
     def _execute(self) -> RunResult:
@@ -303,6 +305,7 @@ class Run:
         """Metrics, verdict and the accuracy detail into the result, from what the run recorded (rank 0 of
         a data-parallel run: from every rank's figures, `ranks`)."""
         req, cfg, r = self.req, self.req.config.run, self.result
+        peak = self._peak_source(peak)
         if self.dist.active and ranks:
             e2e, mem, peak = metrics.system_figures(ranks, peak)
             r.distributed = {**self.dist.describe(), "ranks": metrics.per_rank(ranks),
@@ -349,6 +352,7 @@ class Run:
             deviations=tuple(deviations(req.config.case, self.workload, self.model_info or {})) if deviations else (),
             graph_recordings=report.graph_recordings, scenario=req.config.scenario,
             peak_source=peak.source if "peak_flops" in req.config.sources else None,
+            flops_override=self._flops_override(),
             repeat_runs=r.repeat["runs"][1:] if r.repeat is not UNSET else (), energy=r.energy,
             precision=cfg.effective_precision,
             compile_cache=(report.compile_cache or {}).get("state"), inference_skipped=self.infer is None))
@@ -372,7 +376,27 @@ class Run:
                 f"one ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''}); mfu_executed counts this "
                 "model's own FLOPs")
 
-    def _out_of_memory(self, exc: torch.OutOfMemoryError) -> faults.DeviceOutOfMemory:
+    def _flops_override(self) -> str | None:
+        """`flops` changed by --set (a value the files did not have), described for the verdict; else None."""
+        from .flops import parse_flops
+
+        cfg, config = self.req.config.run, self.req.config
+        if config.sources.get("flops") != "--set":
+            return None
+        before = config.replaced.get("flops")
+        if before is not None and parse_flops(str(before)) == cfg.flops_per_token:
+            return None
+        return (f"{cfg.flops!r} = {cfg.flops_per_token:.4g} FLOPs per token"
+                + (f" instead of {before!r}" if before is not None else ""))
+
+    def _peak_source(self, peak: Any) -> Any:
+        """The peak as the vendor gives it, its source naming --set when the override came from there (a vendor
+        only knows its own YAML key)."""
+        if self.req.config.sources.get("peak_flops") == "--set" and peak.value:
+            return type(peak)(peak.value, f"--set peak_flops={peak.value:.4g}")
+        return peak
+
+    def _out_of_memory(self, exc: BaseException) -> faults.DeviceOutOfMemory:
         cfg = self.req.config.run
         longest = max((len(s.input_ids) for s in self.samples), default=None)
         done = self.result.phases_done if self.result else []
@@ -383,6 +407,7 @@ class Run:
         return faults.describe(exc, phase, longest if longest_first else None, self.req.vendor.device(), hints)
 
     def _phase_done(self, name: str) -> None:
+        signals.check()  # a stop request that library code swallowed ends the run here
         self.result.phases_done.append(name)
         self.result.phases_s = dict(self.spans.seconds)
         self.result.metrics_partial = self.partial_metrics()

@@ -65,6 +65,7 @@ class Evidence:
     precision: str = "fp16"  # the run's precision (a lossy one is validated at validation_precision)
     compile_cache: str | None = None  # ToolkitReport.compile_cache's state: cold, warm, partial, none
     inference_skipped: bool = False  # no inference pass (compiler none in the reference scenario)
+    flops_override: str | None = None  # `flops` (FLOPs per token of the reference's MFU) given by --set: its text
 
 
 Finding = tuple[bool, str]  # (invalidates the run?, text)
@@ -196,6 +197,14 @@ def plausible_numbers(e: Evidence) -> Iterator[Finding]:
         yield note(f"peak FLOP/s overridden ({e.peak.value:.4g} from {e.peak_source}), not the vendor's table")
 
 
+def flops_overridden(e: Evidence) -> Iterator[Finding]:
+    """MFU is the reference's: its `flops` per token is part of the case's configurations.yaml (a vendor may not
+    set it). Another value from --set scales MFU by the same factor, so the run is not the case's MFU."""
+    if e.flops_override is not None:
+        yield reason(f"flops overridden with --set ({e.flops_override}): MFU is scaled by it and is not the "
+                     "reference's; remove --set flops")
+
+
 RANK_SAME = (("config_sha256", "config"), ("fingerprint", "weights and data fingerprint"),
              ("device_type", "device type"), ("device_name", "device name"))
 
@@ -256,7 +265,7 @@ def energy_source(e: Evidence) -> Iterator[Finding]:
 RULES: tuple[Callable[[Evidence], Iterator[Finding]], ...] = (
     smoke_run, partial_workload, not_the_case, recompiled, compile_fallback, nonfinite_logits, repeat_runs,
     checked_predictions, accuracy_band, plausible_numbers, ranks_agree, warm_compile_cache, mfu_reported,
-    slowed_down, energy_source, inference_pass_ran,
+    slowed_down, energy_source, inference_pass_ran, flops_overridden,
 )
 
 

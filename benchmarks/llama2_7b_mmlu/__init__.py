@@ -7,16 +7,18 @@ timing, vendors and reporting. See README.md beside this file.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import doc
 from ..errors import BenchmarkError, one_line
+from ..safe_io import check_path, check_path_text
 from ..interfaces import Workload
 from . import data as mmlu
 from .categories import SUBJECT_CATEGORY
-from . import weights_check
+from . import identity, weights_check
 from .optimizations import OPTIMIZATIONS
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ class Params:
             if any(ord(ch) < 32 for ch in value):
                 raise BenchmarkError(f"config key '{key}': {value!r} contains control characters; "
                                      "expected a folder name under data_dir")
+            check_path_text(value, f"config key '{key}':")
             if not Path(value).is_absolute() and ".." in Path(value).parts:
                 raise BenchmarkError(
                     f"config key '{key}': {value!r} leaves data_dir; use a path inside data_dir or an absolute path"
@@ -101,6 +104,7 @@ class Llama2MMLU:
 
         from .model import read_model_config
 
+        weights_check.check_regular_files(weight_dir)  # a FIFO or /dev/zero would block or never end a read
         config = read_model_config(weight_dir)  # a broken or non-Llama config.json is named as such, not as a tokenizer
         try:
             tok = transformers.AutoTokenizer.from_pretrained(weight_dir)
@@ -118,6 +122,7 @@ class Llama2MMLU:
     def load_workload(self, params: Params, data_dir: Path, limit: int | None) -> Workload:
         paths = self.paths(params, data_dir)
         tokenizer = self.load_tokenizer(paths["weight_dir"])
+        model_config = _model_config(paths["weight_dir"])
         dev, test = mmlu.load_mmlu(paths["mmlu_dir"], params.few_shots)
         text_sha256 = mmlu.text_fingerprint(dev, test)  # of the whole release, --limit or not
         if limit is not None:
@@ -130,9 +135,13 @@ class Llama2MMLU:
             samples=samples,
             choice_ids=tuple(letters[k] for k in mmlu.LETTERS),
             fingerprint={"mmlu_csv_sha256": mmlu.fingerprint(paths["mmlu_dir"]), "mmlu_text_sha256": text_sha256,
-                         "weights_sha256": weights_fingerprint(paths["weight_dir"])},
+                         "weights_sha256": weights_fingerprint(paths["weight_dir"]),
+                         "weights_sample_sha256": weights_check.content_sample_sha256(paths["weight_dir"]),
+                         "tokenizer_sha256": identity.tokenizer_fingerprint(tokenizer),
+                         "model_config_sha256": hashlib.sha256(json.dumps(model_config, sort_keys=True)
+                                                               .encode()).hexdigest()},
             notes={"truncated_prompts": sum(s.n_dropped > 0 for s in samples), "max_tokens": MAX_TOKENS,
-                   "letter_ids": letters, "limit": limit},
+                   "letter_ids": letters, "limit": limit, "model_config": model_config},
         )
 
     def build_model(self, params: Params, data_dir: Path, *, precision: str, device: "torch.device",
@@ -160,6 +169,7 @@ class Llama2MMLU:
             out.append("the model is not Llama-2-7B: " + ", ".join(differ))
         elif model and abs(model.get("parameters", 0) - self.parameters) > 0.001 * self.parameters:
             out.append(f"the model has {model.get('parameters')} parameters, Llama-2-7B {self.parameters}")
+        out += _identity_deviations(workload)
         if params.few_shots != self.few_shots:
             out.append(f"few_shots={params.few_shots}: the case is {self.few_shots}-shot")
         if workload.fingerprint.get("mmlu_text_sha256") != self.mmlu_text_sha256:
@@ -186,13 +196,42 @@ _PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 
 def check_cache_root(root: Path) -> None:
     """The smoke cache's folder ($LLAMA_BENCH_CACHE) must be a folder on a real file system."""
-    resolved = root.resolve()
+    check_path(root, "LLAMA_BENCH_CACHE")
+    try:
+        resolved = root.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise BenchmarkError(f"LLAMA_BENCH_CACHE {root}: cannot resolve it ({one_line(exc)}); set LLAMA_BENCH_CACHE "
+                             "to a writable folder") from None
     if any(resolved == Path(p) or Path(p) in resolved.parents for p in _PSEUDO_FILESYSTEMS):
         raise BenchmarkError(f"LLAMA_BENCH_CACHE {root}: under {resolved.parts[0]}{resolved.parts[1]}, a kernel "
                              "file system, not a place for a cache; set LLAMA_BENCH_CACHE to a writable folder")
     if root.exists() and not root.is_dir():
         raise BenchmarkError(f"LLAMA_BENCH_CACHE {root}: not a folder; set LLAMA_BENCH_CACHE to a writable folder "
                              "(or unset it for ~/.cache/llama_bench)")
+
+
+def _model_config(weight_dir: Path) -> dict[str, Any]:
+    """The config fields that change the arithmetic (identity.model_arithmetic), of the config the model is
+    built from: weight_dir/config.json, or Llama-2-7B's for a synthetic run without one."""
+    import transformers
+
+    from .model import LLAMA2_7B, read_model_config
+
+    return identity.model_arithmetic(read_model_config(weight_dir) or transformers.LlamaConfig(**LLAMA2_7B))
+
+
+def _identity_deviations(workload: Workload) -> list[str]:
+    """The tokenizer and the arithmetic config fields against Llama-2-7B's (when the workload recorded them)."""
+    out = []
+    tokenizer = workload.fingerprint.get("tokenizer_sha256")
+    if tokenizer is not None and tokenizer != identity.LLAMA2_TOKENIZER_SHA256:
+        out.append(f"the tokenizer is not Llama-2's (vocabulary and probe text sha256 {tokenizer[:12]}..., expected "
+                   f"{identity.LLAMA2_TOKENIZER_SHA256[:12]}...): other token ids, other labels")
+    config = workload.notes.get("model_config")
+    differ = identity.arithmetic_deviations(config) if isinstance(config, dict) else []
+    if differ:
+        out.append("the model config is not Llama-2-7B's: " + ", ".join(differ))
+    return out
 
 
 def weights_fingerprint(weight_dir: Path) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from benchmarks import interfaces
 from benchmarks.errors import BenchmarkError, one_line
+from benchmarks.input_limits import read_bytes
 
 # The 57 subjects of the MMLU release (the file stems of data/test/*_test.csv), sorted.
 SUBJECTS: tuple[str, ...] = (
@@ -70,10 +71,7 @@ def read_split(mmlu_dir: Path, split: str, subject: str) -> list[Question]:
         raise BenchmarkError(
             f"{path}: MMLU file not found; expected {subject}_{split}.csv in {path.parent} "
             f"(extract the MMLU release data.tar so that {split}/ holds one CSV per subject)")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise BenchmarkError(f"{path}: cannot read ({e.strerror}); check the file's permissions") from None
+    raw = read_bytes(path, "MMLU file")  # bounded: regular files only, at most input_limits.MAX_INPUT_BYTES
     try:
         # dtype=str + keep_default_na=False keep the exact text: pandas' defaults turn cells
         # reading "None" into NaN (12 cells in the release), which the reference then printed as "nan".

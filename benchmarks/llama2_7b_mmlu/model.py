@@ -144,7 +144,7 @@ def read_model_config(weight_dir: Path) -> transformers.LlamaConfig | None:
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # ValueError: also a 5,000-digit integer
         raise BenchmarkError(f"{path}: not valid JSON ({one_line(exc, 200)}); re-export the weights in Hugging Face "
                              "format") from None
     if not isinstance(raw, dict) or raw.get("model_type") != "llama":

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import random
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -44,6 +44,7 @@ N_DEV = 5
 from . import data as mmlu  # noqa: E402
 from .data import LETTERS as CHOICES  # noqa: E402
 from .data import SUBJECTS  # noqa: E402
+from .. import safe_write  # noqa: E402
 
 assert len(SUBJECTS) == 57
 
@@ -100,8 +101,9 @@ def smoke_rows(subject: str, split: str, n: int, seed: int = 0) -> list[tuple[st
 
 
 def _write_csv(path: Path, rows: Sequence[Sequence[str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerows(rows)
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerows(rows)
+    safe_write.write_text(path, buf.getvalue())
 
 
 def _write_dataset(dataset_dir: Path, n_test: int, seed: int) -> dict[str, dict[str, list[tuple[str, ...]]]]:
@@ -183,7 +185,7 @@ def _save_tokenizer(tokenizer, model_dir: Path, model_max_length: int) -> int:
     cfg_path = model_dir / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    safe_write.write_text(cfg_path, json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
     return len(wrapped)
 
 
@@ -279,12 +281,15 @@ def _locked(root: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(root / ".lock", "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    fd = safe_write.open_fd(root / ".lock", os.O_RDWR, "smoke cache lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _generate(work: Path, n_test: int, seed: int) -> dict:
@@ -330,29 +335,19 @@ def make_smoke_data(root: Path, n_test: int = 4, seed: int = 0) -> Path:
     with _locked(root):
         if _is_complete(root, n_test, seed):  # another process finished it while we waited
             return given
-        (root / MARKER).unlink(missing_ok=True)
+        safe_write.remove(root / MARKER)
         for stale in root.glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            safe_write.remove_tree(stale)
         work = root / f".tmp-{os.getpid()}"
         work.mkdir()
         try:
             info = _generate(work, n_test, seed)
             for name in (MODEL_DIRNAME, DATASET_DIRNAME):
-                target = root / name
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                elif target.exists() or target.is_symlink():
-                    target.unlink()
-                os.replace(work / name, target)
+                safe_write.move_folder(work / name, root / name)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            safe_write.remove_tree(work)
         info["sha256"] = _digests(root)
-        tmp_marker = root / f".tmp-{os.getpid()}{MARKER}"  # .tmp-*: removed by the next caller if we die here
-        try:
-            tmp_marker.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp_marker, root / MARKER)
-        finally:
-            tmp_marker.unlink(missing_ok=True)
+        safe_write.write_text(root / MARKER, json.dumps(info, indent=2) + "\n")  # last, atomically
     return given
 
 

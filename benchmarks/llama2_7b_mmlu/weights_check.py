@@ -7,9 +7,11 @@ measures something else than Llama-2-7B and must not produce a number.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+import stat
 import struct
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -23,6 +25,23 @@ _SIZE_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_laye
 _MAX_SIZE = 2**31 - 1
 _DTYPE_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
 _MAX_HEADER_BYTES = 100 * 2**20  # a safetensors header of 7B weights is ~30 kB
+
+
+def check_regular_files(weight_dir: Path) -> None:
+    """Every file in weight_dir (links followed) is a regular file: the tokenizer, config and weight loaders read
+    whatever is there, and a FIFO blocks them forever while /dev/zero never ends."""
+    try:
+        entries = sorted(weight_dir.iterdir())
+    except OSError:
+        return  # the loaders name a missing or unreadable folder themselves
+    for path in entries:
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise BenchmarkError(f"{path}: cannot read it ({exc.strerror}); fix or remove it") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise BenchmarkError(f"{path}: not a regular file (a FIFO, device or socket), which the loaders would "
+                                 f"block on or read forever; remove it or {REEXPORT}")
 
 
 def check_config_values(raw: Mapping[str, Any], path: Path) -> None:
@@ -139,3 +158,47 @@ def check_tokenizer_fits(weight_dir: Path, tokenizer_size: int, vocab_size: int)
         raise BenchmarkError(f"{weight_dir}: the tokenizer has {tokenizer_size} tokens but config.json's vocab_size "
                              f"is {vocab_size}: token ids past the embedding would be read; use the tokenizer "
                              f"exported with these weights")
+
+
+SAMPLE_BYTES = 1024  # per window; three windows per tensor (start, middle, end): a few KB of each tensor
+_BIN_WINDOWS = 64  # pickle weights have no header to find tensors in: windows spread over the file
+
+
+def _windows(begin: int, end: int) -> list[tuple[int, int]]:
+    """Up to three (offset, length) windows of SAMPLE_BYTES in [begin, end): start, middle, end."""
+    size = end - begin
+    if size <= 3 * SAMPLE_BYTES:
+        return [(begin, size)] if size > 0 else []
+    middle = begin + (size - SAMPLE_BYTES) // 2
+    return [(begin, SAMPLE_BYTES), (middle, SAMPLE_BYTES), (end - SAMPLE_BYTES, SAMPLE_BYTES)]
+
+
+def content_sample_sha256(weight_dir: Path) -> str:
+    """sha256 of a sample of every tensor's bytes (its name, dtype, shape and three windows of SAMPLE_BYTES),
+    read from the safetensors files without loading the model; pickle weights are sampled at windows spread
+    over each file. Re-randomized weights of the same shapes change it; reading it costs a few MB of a 13 GB
+    export. Unreadable files are left to the loader, which names them."""
+    h = hashlib.sha256()
+    for path in sorted(weight_dir.glob("*.safetensors")):
+        header = safetensors_header(path)
+        if header is None:
+            continue
+        with path.open("rb") as f:
+            base = 8 + struct.unpack("<Q", f.read(8))[0]
+            for name in sorted(header):
+                info = header[name]
+                offsets = info.get("data_offsets") if isinstance(info, dict) else None
+                if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+                    continue
+                h.update(json.dumps([path.name, name, info.get("dtype"), info.get("shape")]).encode())
+                for offset, length in _windows(base + offsets[0], base + offsets[1]):
+                    f.seek(offset)
+                    h.update(f.read(length))
+    for path in sorted(weight_dir.glob("*.bin")):
+        size = path.stat().st_size
+        h.update(f"{path.name}:{size}".encode())
+        with path.open("rb") as f:
+            for k in range(_BIN_WINDOWS):
+                f.seek(size * k // _BIN_WINDOWS)
+                h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .. import safe_io
+from .. import safe_io, safe_write
 from . import history, plots, timeline as _timeline
 from . import atomic  # by module, so a test can make its writes fail
 from .markdown import markdown
@@ -22,13 +22,22 @@ RESULT_FILES = ("result.json", "result.md", "result.csv", "predictions.jsonl", "
 STREAM_FILE = "predictions.partial.jsonl"
 
 
+def _record_files(output_dir: Path, result: RunResult, *writing: str) -> None:
+    """result.json's `files`: the run's files in its folder (those there now and those about to be written), so
+    that --overwrite later removes exactly these and nothing of the user's (benchmarks.safe_io)."""
+    result.files = sorted({"result.json", "run.log", *safe_io.files_present(output_dir), *writing})
+
+
 def save_result(output_dir: Path, result: RunResult) -> None:
-    """result.json alone: the partial result after every phase."""
+    """result.json alone: the partial result after every phase. While the run goes on, `files` also names what
+    it is about to write (the predictions and their stream), so a kill in the middle leaves them recorded."""
+    _record_files(output_dir, result, *(("predictions.jsonl", STREAM_FILE) if result.status == "running" else ()))
     atomic.write_json(output_dir / "result.json", result.as_dict())
 
 
 def save_all(output_dir: Path, result: RunResult) -> None:
     """result.json, result.md and result.csv (the files the gate rewrites)."""
+    _record_files(output_dir, result, "result.md", "result.csv")
     data = result.as_dict()
     atomic.write_json(output_dir / "result.json", data)
     atomic.atomic_write_text(output_dir / "result.md", markdown(data))
@@ -49,6 +58,10 @@ def write_run_files(output_dir: Path, result: RunResult, timeline: Any = None) -
         _timeline.write_telemetry_csv(output_dir / "telemetry.csv", timeline)
         _timeline.plot_timeline(output_dir / "timeline.png", timeline, f"{title}; scenario {scenario}",
                                 result.energy if isinstance(result.energy, dict) else None)
+    before = result.files
+    _record_files(output_dir, result)
+    if result.files != before:  # the charts and telemetry.csv, once they exist
+        atomic.write_json(output_dir / "result.json", result.as_dict())
 
 
 def write_predictions(output_dir: Path, samples: Sequence[Any], val: Any, infer: Any) -> None:
@@ -74,7 +87,7 @@ def prediction_stream(output_dir: Path, pass_name: str, samples: Sequence[Any],
                             "index": samples[k].index, "pred": pred}) + "\n"
                 for k, pred in enumerate(preds, start=first)]
         try:
-            safe_io.append_whole(path, "".join(rows))
+            safe_write.append_lines(path, "".join(rows), "prediction stream")
         except OSError as exc:
             raise OSError(exc.errno, f"{exc.strerror}: cannot append to {path}") from exc
 
@@ -82,4 +95,4 @@ def prediction_stream(output_dir: Path, pass_name: str, samples: Sequence[Any],
 
 
 def drop_stream(output_dir: Path) -> None:
-    (output_dir / STREAM_FILE).unlink(missing_ok=True)
+    safe_write.remove(output_dir / STREAM_FILE)

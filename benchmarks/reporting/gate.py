@@ -9,7 +9,6 @@ workload are refused unless allowed (benchmarks.reporting.comparable). Format an
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from ..errors import BenchmarkError, one_line
-from ..input_limits import LimitedLoader, check_depth
+from ..input_limits import LimitedLoader, parse_json, read_text
 from . import comparable, noise
+from . import gate_inputs
 
 REL, ABS = "rel_tol", "abs_tol"
 NOISY = "NOISY"  # gate status: no regression found, but a drop the noise does not let the gate judge (exit 0)
@@ -47,6 +47,8 @@ METRIC_KIND = {
     "mem_used_gib": "memory", "e2e_time": "time", "compile_time": "time",
     # energy efficiency: may not drop more than the throughput tolerance
     "tokens_per_joule_whole": "throughput", "tokens_per_joule_core": "throughput",
+    # the passes alone (what schema 1-2 called p_*_whole: gate_inputs converts such a baseline)
+    "p_val_pass": "throughput", "p_infer_pass": "throughput",
 }
 # What a result.json baseline compares (times are too machine-load dependent to gate by default).
 DEFAULT_METRICS = ("p_val_whole", "p_val_core", "p_infer_whole", "p_infer_core", "mfu", "val_acc",
@@ -80,6 +82,7 @@ class Baseline:
     allow_mismatch: bool = False  # --allow-mismatch: compare another workload, listing the differences
     device_type: str | None = None  # torch device type of a result.json baseline (cpu: noisy timings)
     result: Mapping[str, Any] | None = None  # a result.json baseline's record: its repeats and host load (noise)
+    notes: tuple[str, ...] = ()  # what the gate's notes must say about this baseline (e.g. its schema converted)
 
 
 def metric_value(result: Mapping[str, Any], metric: str) -> float | None:
@@ -125,12 +128,14 @@ def _expectation(path: Path, metric: str, spec: Any) -> Expectation:
     value = _number(spec["value"])
     if value is None:
         raise BenchmarkError(f"{where}.value': expected a number, got {spec['value']!r}")
+    gate_inputs.check_value(where, metric, value, kind.higher_is_better)
     if REL in spec and ABS in spec:
         raise BenchmarkError(f"{where}': give rel_tol or abs_tol, not both")
     tol_key = REL if REL in spec else ABS if ABS in spec else kind.tol_key
     tol = _number(spec.get(tol_key, kind.default_tol))
     if tol is None or tol < 0:
         raise BenchmarkError(f"{where}.{tol_key}': expected a non-negative number, got {spec.get(tol_key)!r}")
+    gate_inputs.check_tolerance(where, tol_key, tol, METRIC_KIND[metric])
     return Expectation(metric, value, tol_key, tol, kind.higher_is_better)
 
 
@@ -147,14 +152,7 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
         path = path / "result.json"
     if not path.is_file():
         raise BenchmarkError(f"{what} {path}: file not found; give a result.json written by run_benchmark.py")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchmarkError(f"{what} {path}: not valid JSON ({one_line(exc)})") from None
-    except RecursionError:
-        raise BenchmarkError(f"{what} {path}: nested too deeply to be a result.json; give a result.json "
-                             "written by run_benchmark.py") from None
-    check_depth(data, f"{what} {path}")
+    data = parse_json(read_text(path, what), f"{what} {path}")  # bounded: depth, integer digits
     if not isinstance(data, dict) or "schema_version" not in data:
         raise BenchmarkError(f"{what} {path}: key 'schema_version' missing; expected a result.json of this benchmark")
     if data.get("status") != "completed":
@@ -162,6 +160,9 @@ def load_result(path: Path, what: str = "result") -> dict[str, Any]:
                              "can be compared")
     if not isinstance(data.get("metrics"), Mapping):
         raise BenchmarkError(f"{what} {path}: key 'metrics' missing or not a mapping")
+    gate_inputs.check_shape(data, f"{what} {path}")
+    data = gate_inputs.to_current_schema(data, f"{what} {path}")
+    gate_inputs.check_metrics(data, f"{what} {path}", METRIC_KIND)
     return data
 
 
@@ -176,6 +177,7 @@ def _check_result_metrics(path: Path, result: Mapping[str, Any]) -> None:
     if all(metric_value(result, m) is None for m in DEFAULT_METRICS):
         raise BenchmarkError(f"--baseline {path}: none of the metrics {', '.join(DEFAULT_METRICS)} has a value, so "
                              "the gate would compare nothing; use a baseline run that measured them")
+    gate_inputs.check_not_all_zero(path, {m: metric_value(result, m) for m in DEFAULT_METRICS})
 
 
 def load_baseline(path: Path) -> Baseline:
@@ -185,22 +187,21 @@ def load_baseline(path: Path) -> Baseline:
     if not path.is_file():
         raise BenchmarkError(f"--baseline {path}: file not found; give a result.json or a baseline YAML "
                              "(see docs/baselines.md)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchmarkError(f"--baseline {path}: cannot read it ({exc})") from None
+    text = read_text(path, "--baseline")
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         result = load_result(path, "--baseline")
         ctx = {k: result.get(k) for k in CONTEXT_KEYS}
         ctx["device"] = (result.get("environment") or {}).get("device_name")
         _check_result_metrics(path, result)
         energy = tuple(_default(m, metric_value(result, m)) for m in ENERGY_METRICS if metric_value(result, m) is not None)
+        energy += tuple(_default(m, metric_value(result, m)) for m in gate_inputs.converted_metrics(result))
         return Baseline(path, "result.json",
                         tuple(_default(m, metric_value(result, m)) for m in DEFAULT_METRICS) + energy, ctx,
                         f"run of {result.get('start_time')} on {ctx['device']}",
                         (result.get("verdict") or {}).get("accuracy_meaningful", True) is not False,
                         comparable.workload_of_result(result), comparable.repeat_medians(result),
-                        device_type=comparable.device_type(result), result=result)
+                        device_type=comparable.device_type(result), result=result,
+                        notes=tuple(gate_inputs.conversion_note(result, "the baseline")))
     try:
         data = yaml.load(text, Loader=LimitedLoader)  # safe, and no alias bomb or deep nesting
     except yaml.YAMLError as exc:
@@ -215,6 +216,7 @@ def load_baseline(path: Path) -> Baseline:
     if unknown:
         raise BenchmarkError(f"--baseline {path}: unknown key(s) {', '.join(unknown)}; allowed: metrics, "
                              f"{', '.join(allowed)}")
+    gate_inputs.check_yaml_context(path, data)
     metrics = data.get("metrics")
     if not isinstance(metrics, Mapping) or not metrics:
         raise BenchmarkError(f"--baseline {path}: key 'metrics' missing or empty; expected e.g. "
@@ -289,8 +291,9 @@ def compare(result: Mapping[str, Any], baseline: Baseline,
     """The gate record stored as result["gate"]: status PASS, REGRESSION or NOISY (a drop that the noise of
     the repeats, of the `history` rows or the host's load does not let it judge; benchmarks.reporting.noise),
     and one row per metric."""
+    gate_inputs.check_metrics(result, "this run's result", [e.metric for e in baseline.expectations])
     workload = comparable.workload_of_result(result)
-    notes = check_workload(baseline, workload)
+    notes = check_workload(baseline, workload) + list(baseline.notes) + gate_inputs.conversion_note(result, "the run")
     notes += check_context(baseline, run_context(result))
     same_device = not any(d.startswith("key 'device'") for d in comparable.differences(baseline.workload, workload))
     notes += comparable.cpu_notes(baseline.device_type, comparable.device_type(result), same_device)

@@ -8,16 +8,23 @@ Booleans are true/false.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
+import math
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .. import input_limits, safe_write
 from ..errors import BenchmarkError
+from ..safe_write import shown
 from . import noise
 from .atomic import atomic_write_text
+
+DEFAULT_WAIT_S = 120.0  # the longest a finished run waits for another process's lock (--history_wait_s)
 
 
 # The gated throughputs whose figure a history row keeps (benchmarks.reporting.noise.night_figure).
@@ -174,11 +181,8 @@ def _require_regular(path: Path) -> None:
 def _header_of(path: Path) -> list[str] | None:
     _require_regular(path)
     try:
-        with path.open("rb") as f:
-            first = f.readline(_MAX_HEADER_BYTES)
+        first = input_limits.read_bytes(path, "--history", _MAX_HEADER_BYTES, prefix=True).split(b"\n", 1)[0]
         first_text = first.decode("utf-8")
-    except OSError as exc:
-        raise BenchmarkError(f"--history {path}: cannot read it ({exc.strerror}); fix the path or permissions") from None
     except UnicodeDecodeError:
         raise BenchmarkError(f"--history {path}: not UTF-8 text, so not a history CSV written by --history; "
                              "start a new history file") from None
@@ -191,11 +195,12 @@ def _header_of(path: Path) -> list[str] | None:
 def check_history(path: Path) -> None:
     """Fail before the run (exit 2) when the history file cannot take a row."""
     _require_regular(path)
+    target = history_target(path)  # a symlink that leads nowhere: refused here, before the run
     if path.is_dir():
         raise BenchmarkError(f"--history {path} is a folder; give a CSV file path")
-    if not path.parent.is_dir():
-        raise BenchmarkError(f"--history {path}: folder {path.parent} does not exist; create it first")
-    if not os.access(path if path.exists() else path.parent, os.W_OK):
+    if not target.parent.is_dir():
+        raise BenchmarkError(f"--history {path}: folder {target.parent} does not exist; create it first")
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
         raise BenchmarkError(f"--history {path}: not writable; fix the permissions or choose another file")
     if path.exists():
         header = _header_of(path)
@@ -217,50 +222,117 @@ def _first_difference(header: list[str]) -> str:
     return f"{min(len(header), len(CSV_COLUMNS)) + 1} (different column count)"
 
 
-def append_history(path: Path, result: Mapping[str, Any], result_dir: Path | str | None = None) -> None:
-    """Append one row; the header is written when the file is new or empty, an older header upgraded first.
-    Locked against concurrent runs: a writer that waited on a file an upgrade replaced opens the new one."""
+def history_target(path: Path) -> Path:
+    """The file a --history path names: a symlink (to a history shared between jobs) is resolved, so the row is
+    appended to the shared file and an upgrade rewrites that file, never a private copy beside the link."""
+    if not os.path.islink(path):
+        return path
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:  # a link to the shared history that does not exist yet: created there
+        target = Path(os.path.realpath(path))
+        if target.parent.is_dir():
+            return target
+        raise BenchmarkError(f"--history {shown(path)}: a symlink to {shown(target)}, whose folder does not exist; "
+                             "fix the link or give the file") from None
+    except (OSError, RuntimeError) as exc:
+        raise BenchmarkError(f"--history {shown(path)}: a symlink that does not lead to a file "
+                             f"({getattr(exc, 'strerror', None) or exc}); fix the link or give the file") from None
+
+
+def append_history(path: Path, result: Mapping[str, Any], result_dir: Path | str | None = None,
+                   wait_s: float | None = None) -> str | None:
+    """Append one row, whole (a full disk leaves the file as it was); the header is written when the file is
+    new or empty, an older header upgraded first (in place: writers waiting on the file's lock, of this
+    version or the previous one, append to the upgraded file). Waits at most `wait_s` for another process's
+    lock. Returns a note when a torn last line (a write cut short) was removed first."""
     check_history(path)
+    target = history_target(path)
     try:
         for _ in range(100):
-            with path.open("a+", encoding="utf-8", newline="") as f:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            fd = safe_write.open_fd(target, os.O_RDWR | os.O_APPEND, "--history")
+            try:
+                _lock(fd, path, DEFAULT_WAIT_S if wait_s is None else wait_s)
                 try:
-                    if not _still_at(path, f):
+                    if not _same_file(target, fd):
                         continue
-                    header = _header_of(path)
+                    _finish_upgrade(target)
+                    header = _header_of(target)
                     if header is not None and _older(header):
-                        _upgrade(path)
-                        continue
-                    f.seek(0, 2)
-                    # A last row without its newline (an editor, a killed writer) would glue ours onto it.
-                    glue = "\n" if f.tell() and not _ends_with_newline(path) else ""
-                    f.write(glue + _csv_text([row(result, result_dir)], header=f.tell() == 0))
-                    f.flush()
-                    os.fsync(f.fileno())
-                    return
+                        _upgrade(target)
+                        header = list(CSV_COLUMNS)
+                    note = _cut_torn_tail(fd, target, len(header or CSV_COLUMNS))
+                    empty = os.fstat(fd).st_size == 0
+                    safe_write.append_fd(fd, _csv_text([row(result, result_dir)], header=empty))
+                    return note
                 finally:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-        raise BenchmarkError(f"--history {path}: replaced by another writer again and again; the run's own "
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        raise BenchmarkError(f"--history {shown(path)}: replaced by another writer again and again; the run's own "
                              "result.csv has the row")
     except OSError as exc:
-        raise BenchmarkError(f"--history {path}: cannot append to it ({exc.strerror}); the run's own "
+        raise BenchmarkError(f"--history {shown(path)}: cannot append to it ({exc.strerror}); the run's own "
                              "result.csv has the row") from None
 
 
-def _still_at(path: Path, f: Any) -> bool:
+def _lock(fd: int, path: Path, wait_s: float) -> None:
+    """The history's exclusive lock, waited for at most `wait_s` (a nightly job must end, whoever holds it)."""
+    deadline, nap = time.monotonic() + wait_s, 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() >= deadline:
+            raise BenchmarkError(f"--history {shown(path)}: another process has held its lock for {wait_s:g} s "
+                                 "(--history_wait_s), so the row was not appended; the run's own result.csv has it")
+        time.sleep(nap)
+        nap = min(nap * 2, 0.25)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """The name still leads to the file we locked (another tool may have replaced it meanwhile)."""
     try:
-        return os.path.samestat(os.fstat(f.fileno()), path.stat())
+        return os.path.samestat(os.fstat(fd), os.stat(path))
     except FileNotFoundError:
         return False
 
 
-def _upgrade(path: Path) -> None:
-    """Rewrite an older history with this version's header, the new cells of its rows empty (under the lock,
-    atomically: a crash leaves the old file whole)."""
+def _cut_torn_tail(fd: int, path: Path, width: int) -> str | None:
+    """A last line without its newline: a row an editor saved without it (all its cells) gets the newline; a
+    row cut short by a crash (fewer cells) is removed, so no half row ever reads as a run. A note or None."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return None
+    tail = os.pread(fd, min(size, _MAX_HEADER_BYTES), max(0, size - _MAX_HEADER_BYTES))
+    start = size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+    fragment = tail[tail.rfind(b"\n") + 1:]
     try:
-        with path.open(encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f))
+        cells = next(csv.reader([fragment.decode("utf-8")]), [])
+    except (UnicodeDecodeError, csv.Error):
+        cells = []
+    if start == 0 or len(cells) >= width:  # a header, or a whole row, without its newline
+        safe_write.append_fd(fd, "\n")
+        return None
+    safe_write.truncate_fd(fd, start)
+    return (f"--history {shown(path)}: removed a torn last line ({len(fragment)} bytes, {len(cells)} of {width} "
+            "cells, no newline: a write that did not finish) before appending")
+
+
+def _upgrade_copy(path: Path) -> Path:
+    return path.with_name(f".{path.name}.upgrade")
+
+
+def _upgrade(path: Path) -> None:
+    """Rewrite an older history with this version's header, the new cells of its rows empty, under the lock and
+    in place (same file: a writer already waiting on its lock appends to the upgraded file). The new text is
+    first written whole beside it, so a crash in the middle is completed by the next append."""
+    try:
+        text = input_limits.read_bytes(path, "--history").decode("utf-8")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
     except UnicodeDecodeError as exc:
         raise BenchmarkError(f"--history {path}: written by an older version, so it is upgraded, but it is not "
                              f"UTF-8 text at byte {exc.start}; fix or delete the damaged rows (or start a new "
@@ -276,51 +348,89 @@ def _upgrade(path: Path) -> None:
     for r in rows[1:]:
         if r:
             w.writerow(r + [""] * (len(CSV_COLUMNS) - width) if len(r) == width else r)
-    atomic_write_text(path, buf.getvalue())
+    copy = _upgrade_copy(path)
+    safe_write.write_text(copy, buf.getvalue(), "--history upgrade copy")
+    safe_write.rewrite_in_place(path, buf.getvalue().encode("utf-8"))
+    safe_write.remove(copy)
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as f:
-        f.seek(-1, 2)
-        return f.read(1) == b"\n"
+def _finish_upgrade(path: Path) -> None:
+    """An upgrade that a crash cut short left its whole text beside the history: put it in place."""
+    copy = _upgrade_copy(path)
+    if not os.path.isfile(copy) or os.path.islink(copy):
+        return
+    safe_write.rewrite_in_place(path, input_limits.read_bytes(copy, "--history upgrade copy"))
+    safe_write.remove(copy)
 
 
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """Rows of a history (or result.csv) file, numeric columns as floats (None when empty)."""
+def read_history(path: Path, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of a history (or result.csv) file, numeric columns as floats (None when empty). A torn last line
+    (no newline, fewer cells than the header: a write cut short) is skipped, with a warning added to
+    `warnings`; a number that is not finite (nan, inf: never written by this benchmark) is refused."""
     if not path.is_file():
-        raise BenchmarkError(f"--history {path}: file not found; run with --history {path} first")
+        raise BenchmarkError(f"--history {shown(path)}: file not found; run with --history {shown(path)} first")
     header = _header_of(path)
     if header is None:
-        raise BenchmarkError(f"--history {path}: file is empty; it needs the result.csv header and rows")
+        raise BenchmarkError(f"--history {shown(path)}: file is empty; it needs the result.csv header and rows")
     missing = [c for c in ("start_time", "p_infer_core") if c not in header]
     if missing:
-        raise BenchmarkError(f"--history {path}: column(s) {', '.join(missing)} missing; "
+        raise BenchmarkError(f"--history {shown(path)}: column(s) {', '.join(missing)} missing; "
                              "expected a file written by --history (result.csv columns)")
+    raw = input_limits.read_bytes(path, "--history")
     try:
-        return _read_rows(path)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BenchmarkError(f"--history {path}: not UTF-8 text at byte {exc.start}; fix or delete the damaged "
-                             "rows (or start a new history file)") from None
+        raise BenchmarkError(f"--history {shown(path)}: not UTF-8 text at byte {exc.start}; fix or delete the "
+                             "damaged rows (or start a new history file)") from None
+    try:
+        return _read_rows(path, text, warnings)
     except csv.Error as exc:
-        raise BenchmarkError(f"--history {path}: not a valid CSV ({exc}); fix or delete the damaged rows") from None
+        raise BenchmarkError(f"--history {shown(path)}: not a valid CSV ({exc}); fix or delete the damaged "
+                             "rows") from None
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
+def _read_rows(path: Path, text: str, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    text = _without_torn_tail(path, text, warnings)
     rows = []
-    with path.open(encoding="utf-8", newline="") as f:
-        for n, raw in enumerate(csv.DictReader(f), start=2):
-            if None in raw:
-                raise BenchmarkError(f"--history {path} row {n}: more cells than the header's "
-                                     f"{len(raw) - 1} columns (rows glued together?); fix or delete that row")
-            out: dict[str, Any] = {}
-            for key, value in raw.items():
-                if key in NUMERIC_COLUMNS:
-                    try:
-                        out[key] = float(value) if value not in ("", None) else None
-                    except ValueError:
-                        raise BenchmarkError(f"--history {path} line {n}: column '{key}' = {value!r} is not a "
-                                             "number; fix or delete that row") from None
-                else:
-                    out[key] = value
-            rows.append(out)
+    for n, raw in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+        if None in raw:
+            raise BenchmarkError(f"--history {shown(path)} row {n}: more cells than the header's "
+                                 f"{len(raw) - 1} columns (rows glued together?); fix or delete that row")
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in NUMERIC_COLUMNS:
+                out[key] = _number(path, n, key, value)
+            else:
+                out[key] = value
+        rows.append(out)
     return rows
+
+
+def _without_torn_tail(path: Path, text: str, warnings: list[str] | None) -> str:
+    """`text` without a torn last line: no newline and fewer cells than the header (a write cut short by a
+    crash or a full disk). A last row with all its cells (an editor dropped the newline) is kept."""
+    if text.endswith("\n") or "\n" not in text:
+        return text
+    head, fragment = text.rsplit("\n", 1)
+    width = len(next(csv.reader([text.split("\n", 1)[0]]), []))
+    cells = len(next(csv.reader([fragment]), []))
+    if cells >= width:
+        return text
+    if warnings is not None:
+        warnings.append(f"--history {shown(path)} line {head.count(chr(10)) + 2}: skipped a torn last line "
+                        f"({cells} of {width} cells, no newline: a write that did not finish)")
+    return head + "\n"
+
+
+def _number(path: Path, n: int, key: str, value: Any) -> float | None:
+    if value in ("", None):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise BenchmarkError(f"--history {shown(path)} line {n}: column '{key}' = {value!r} is not a "
+                             "number; fix or delete that row") from None
+    if not math.isfinite(number):
+        raise BenchmarkError(f"--history {shown(path)} line {n}: column '{key}' = {value!r} is not a finite "
+                             "number (this benchmark writes an empty cell for none); fix or delete that row")
+    return number

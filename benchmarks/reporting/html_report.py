@@ -15,10 +15,13 @@ import datetime as _dt
 import html
 import json
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import BenchmarkError
+from ..input_limits import parse_json, read_bytes
+from .atomic import atomic_write_text
 from .gate import row_cells
 from .plots import workload_series
 
@@ -34,6 +37,9 @@ tr.noisy td { background: #fff3cd; } tr.ended td { background: #eee; color: #555
 .badge.noisy { background: #b58100; } .badge.ended { background: #555; }
 img { max-width: 100%; border: 1px solid #ddd; } .note { color: #555; }
 """
+# Nothing on the page may run or load: inline style and inlined images only, whatever a history cell holds.
+CSP = ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+       'style-src \'unsafe-inline\'">')
 # (history column, heading, how to show it)
 METRIC_COLUMNS = (
     ("p_infer_core", "p_infer_core tokens/s", "num"), ("p_infer_whole", "p_infer_whole tokens/s", "num"),
@@ -51,15 +57,19 @@ def _fmt(value: Any, how: str) -> str:
 
 
 def _href(path: Path, page_dir: Path | None) -> str:
-    """A link that works where the page goes: relative when the run folder sits beside the report's folder
-    (tools/nightly.sh's runs/ and report/, also inside a CI artifact of both), else the machine's file:// URI."""
+    """A link that works where the page goes and can only be a file: relative when the run folder sits beside the
+    report's folder (tools/nightly.sh's runs/ and report/, also inside a CI artifact of both), else an absolute
+    path as a file:// URI, a relative one prefixed with ./; percent-encoded, so text such as `javascript:...` in a
+    history cell stays a path."""
     if page_dir is not None and path.is_absolute() and page_dir.is_absolute():
         try:
             path.relative_to(page_dir.parent)
-            return Path(os.path.relpath(path, page_dir)).as_posix()
+            return urllib.parse.quote(Path(os.path.relpath(path, page_dir)).as_posix(), safe="/")
         except ValueError:
             pass
-    return path.as_uri() if path.is_absolute() else path.as_posix()
+    if path.is_absolute():
+        return path.as_uri()
+    return "./" + urllib.parse.quote(str(path), safe="/")
 
 
 def _link(result_dir: Any, page_dir: Path | None = None, files: Sequence[str] = ()) -> str:
@@ -82,9 +92,10 @@ def _gate_rows(result_dir: Any) -> list[Mapping[str, Any]]:
     """The gate rows of a run's result.json, when the folder is still there (it may be on another machine)."""
     if not result_dir:
         return []
-    try:
-        result = json.loads((Path(str(result_dir)) / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # a bounded read that refuses a FIFO or device instead of waiting on it
+        where = Path(str(result_dir)) / "result.json"
+        result = parse_json(read_bytes(where, "result.json", 64 * 2**20), str(where))
+    except (OSError, ValueError, RecursionError, BenchmarkError):
         return []
     return list(((result.get("gate") or {}).get("rows")) or []) if isinstance(result, dict) else []
 
@@ -178,7 +189,7 @@ def render(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Pa
     ended = sum(_ended(r) for r in ordered)
     noisy = sum(str(r.get("gate") or "").upper() == "NOISY" for r in ordered)
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', CSP,
              "<title>llama-bench history</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>llama-bench history</h1>",
              f'<p class="note">{len(ordered)} run(s) from {html.escape(str(source))}, generated {stamp}; '
@@ -195,7 +206,7 @@ def render(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Pa
 
 def write_html_report(rows: Sequence[Mapping[str, Any]], charts: Sequence[Path], source: Path, path: Path) -> Path:
     try:
-        path.write_text(render(rows, charts, source, path.parent.resolve()), encoding="utf-8")
+        atomic_write_text(path, render(rows, charts, source, path.parent.resolve()))
     except OSError as exc:
         raise BenchmarkError(f"--out {path.parent}: cannot write {path.name} ({exc.strerror}); choose another folder") from None
     return path

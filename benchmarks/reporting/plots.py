@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import BenchmarkError
+from ..errors import BenchmarkError, printable
 
 log = logging.getLogger("benchmarks")
 
@@ -107,9 +107,14 @@ def workload_series(r: Mapping[str, Any]) -> str:
 
 
 def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
+    """The PNG drawn in memory, then written like every file (benchmarks.safe_write: atomic, no symlink)."""
+    import io
+
+    from .atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _when(value: str) -> _dt.datetime | None:
@@ -133,7 +138,16 @@ ENDED_STYLE = {"failed": {"marker": "x", "color": "tab:red"}, "interrupted": {"m
 
 def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
     """One PNG per chart of HISTORY_CHARTS; one line per comparable workload (`workload_series`); failed and
-    interrupted nights as marks on the x axis (ENDED_STYLE), so a gap in a line is never silent."""
+    interrupted nights as marks on the x axis (ENDED_STYLE), so a gap in a line is never silent. matplotlib's
+    own warnings (a legend too wide for tight_layout) are not the user's business: the charts are drawn anyway."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _plot_history(rows, out_dir)
+
+
+def _plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]:
     try:
         plt = _pyplot()
     except ImportError:
@@ -158,8 +172,8 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: Path) -> list[Path]
             points.sort(key=lambda p: p[0])
             for col, suffix in columns:
                 pts = [(t, scale * r[col]) for t, r in points if r.get(col) is not None]
-                if pts:
-                    ax.plot(*zip(*pts), marker="o", markersize=4, label=f"{label} {suffix}".strip())
+                if pts:  # a label drawn from history cells: control characters escaped, cut to fit the legend
+                    ax.plot(*zip(*pts), marker="o", markersize=4, label=printable(f"{label} {suffix}".strip())[:80])
         for status, times in sorted(ended.items()):
             ax.plot(sorted(times), [0] * len(times), linestyle="none", clip_on=False, markersize=10,
                     **ENDED_STYLE.get(status, ENDED_STYLE["failed"]), label=f"{status} night")

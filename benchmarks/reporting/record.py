@@ -74,6 +74,7 @@ class RunResult:
     reference_record: dict[str, Any] = UNSET  # the reference's final record (metrics.reference_record)
     gate: dict[str, Any] = UNSET  # --baseline
     error: str = UNSET  # failed or interrupted: "Type: message"
+    files: list[str] = UNSET  # the run's files in its folder (what --overwrite later removes: benchmarks.safe_io)
 
     # The order of result.json: the header as documented, then the rest as the run reaches it.
     _HEADER = ("schema_version", "run_id", "status", "case", "scenario", "load_path", "vendor", "toolkit", "precision", "tf32", "batch_size",

@@ -11,13 +11,20 @@ compare-predictions with --min-agreement), 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError
+from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError, printable
+from ..safe_io import check_path, shown
 
 PRED_FIELDS = ("pred_infer", "pred_val", "choice_infer", "choice_val")
+
+
+def say(text: str, err: bool = False) -> None:
+    """Print with control characters escaped: names and paths from input files reach a terminal."""
+    import sys
+
+    print(printable(text, keep_newlines=True), file=sys.stderr if err else sys.stdout)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +51,8 @@ def compare_results(argv: list[str]) -> int:
     p.add_argument("--history", type=Path, default=None, metavar="FILE",
                    help="a --history CSV: the last nights of this workload tell the gate the night-to-night noise")
     args = p.parse_args(argv)
+    check_path(args.result, "compare-results")
+    check_path(args.baseline, "--baseline")
     result = gate.load_result(args.result, "compare-results")
     past = []
     if args.history is not None:
@@ -52,43 +61,52 @@ def compare_results(argv: list[str]) -> int:
         # the run itself is left out when it is one of the rows: its own value is no evidence of the noise
         past = [r for r in read_history(args.history) if r.get("start_time") != result.get("start_time")]
     g = gate.compare(result, gate.allowing_mismatch(gate.load_baseline(args.baseline), args.allow_mismatch), past)
-    print(gate.table(g))
+    say(gate.table(g))
     return EXIT_REGRESSION if g["status"] == "REGRESSION" else EXIT_OK
 
 
 # ------------------------------------------------------------------------------------ compare-predictions
 def read_predictions(path: Path, field: str) -> dict[tuple[str, int], dict[str, Any]]:
     """(subject, index) -> row of a predictions.jsonl; every problem names the file and line."""
+    from ..input_limits import parse_json, read_text
+
+    check_path(path, "compare-predictions")
     if not path.is_file():
-        raise BenchmarkError(f"{path}: file not found; give a predictions.jsonl written by run_benchmark.py")
+        raise BenchmarkError(f"{shown(path)}: file not found; give a predictions.jsonl written by run_benchmark.py")
+    text = read_text(path, "compare-predictions")
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkError(f"{path} line {n}: not valid JSON ({exc.msg}); "
-                                     "expected one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise BenchmarkError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
-            for key in ("subject", "index", field):
-                if key not in row:
-                    raise BenchmarkError(f"{path} line {n}: key '{key}' missing; expected predictions.jsonl rows")
-            if row[field] is None:
-                other = "pred_infer" if field != "pred_infer" else "pred_val"
-                raise BenchmarkError(f"{path} line {n}: key '{field}' is null (that pass did not run or record "
-                                     f"it); choose another --field, e.g. {other}")
-            if not isinstance(row["index"], int) or isinstance(row["index"], bool):
-                raise BenchmarkError(f"{path} line {n}: key 'index' is {row['index']!r}; expected an integer")
-            key = (str(row["subject"]), row["index"])
-            if key in rows:
-                raise BenchmarkError(f"{path} line {n}: question {key[0]} #{key[1]} appears twice")
-            rows[key] = row
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        row = parse_json(line, f"{shown(path)} line {n}")  # bounded: depth, integer digits
+        if not isinstance(row, dict):
+            raise BenchmarkError(f"{shown(path)} line {n}: expected a JSON object, got {type(row).__name__}")
+        for key in ("subject", "index", field):
+            if key not in row:
+                raise BenchmarkError(f"{shown(path)} line {n}: key '{key}' missing; expected predictions.jsonl rows")
+        if row[field] is None:
+            other = "pred_infer" if field != "pred_infer" else "pred_val"
+            raise BenchmarkError(f"{shown(path)} line {n}: key '{field}' is null (that pass did not run or record "
+                                 f"it); choose another --field, e.g. {other}")
+        for key in ("index", field, "label"):
+            value = row.get(key)
+            if key in row and (value is not None or key != "label") and not _is_int(value):
+                raise BenchmarkError(f"{shown(path)} line {n}: key '{key}' is {printable(repr(value))[:80]}; "
+                                     "expected an integer (a token id; the index of the question)")
+        if not isinstance(row["subject"], str):
+            raise BenchmarkError(f"{shown(path)} line {n}: key 'subject' is {printable(repr(row['subject']))[:80]}; "
+                                 "expected a subject name")
+        key = (row["subject"], row["index"])
+        if key in rows:
+            raise BenchmarkError(f"{shown(path)} line {n}: question {printable(key[0])} #{key[1]} appears twice")
+        rows[key] = row
     if not rows:
-        raise BenchmarkError(f"{path}: no rows; expected a predictions.jsonl of a run")
+        raise BenchmarkError(f"{shown(path)}: no rows; expected a predictions.jsonl of a run")
     return rows
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, int], dict[str, Any]],
@@ -98,7 +116,8 @@ def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, in
         first = (only_a or only_b)[0]
         raise BenchmarkError(
             f"{a_name} and {b_name} cover different questions ({len(only_a)} only in {a_name}, {len(only_b)} only "
-            f"in {b_name}, e.g. {first[0]} #{first[1]}); compare runs of the same workload (same --limit, data)")
+            f"in {b_name}, e.g. {printable(first[0])} #{first[1]}); compare runs of the same workload (same "
+            "--limit, data)")
     keys = sorted(a)
     differ = [{"subject": k[0], "index": k[1], "label": a[k].get("label"), "a": a[k][field], "b": b[k][field]}
               for k in keys if a[k][field] != b[k][field]]
@@ -117,6 +136,7 @@ def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, in
 
 
 def compare_predictions(argv: list[str]) -> int:
+    from ..safe_write import check_target
     from .atomic import write_jsonl
 
     p = _Parser(prog="run_benchmark.py compare-predictions",
@@ -133,27 +153,30 @@ def compare_predictions(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
         raise BenchmarkError(f"--min-agreement {args.min_agreement}: expected a fraction between 0 and 1")
+    if args.out is not None:  # refused before any work: a device node, FIFO or folder is never replaced
+        check_path(args.out, "--out")
+        check_target(args.out, "--out")
     r = agreement_of(read_predictions(args.a, args.field), read_predictions(args.b, args.field), args.field,
-                     str(args.a), str(args.b))
+                     shown(args.a), shown(args.b))
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
-    print(f"agreement on {r['field']}: {pct(r['agreement'])} ({r['questions'] - r['differing']}/{r['questions']} "
-          f"agree, {r['differing']} differ); accuracy A {pct(r['acc_a'])}, B {pct(r['acc_b'])}")
+    say(f"agreement on {r['field']}: {pct(r['agreement'])} ({r['questions'] - r['differing']}/{r['questions']} "
+        f"agree, {r['differing']} differ); accuracy A {pct(r['acc_a'])}, B {pct(r['acc_b'])}")
     if r["labels_differ"]:
-        print(f"warning: {r['labels_differ']} question(s) have different labels in A and B (another tokenizer?)")
+        say(f"warning: {r['labels_differ']} question(s) have different labels in A and B (another tokenizer?)")
     if r["rows"] and args.show > 0:
-        print("differing questions (subject, index, label, A, B):")
+        say("differing questions (subject, index, label, A, B):")
         for d in r["rows"][: max(0, args.show)]:
-            print(f"  {d['subject']} {d['index']} {d['label']} {d['a']} {d['b']}")
+            say(f"  {d['subject']} {d['index']} {d['label']} {d['a']} {d['b']}")
         if len(r["rows"]) > args.show:
-            print(f"  ... and {len(r['rows']) - args.show} more" + ("" if args.out else " (--out FILE writes all)"))
+            say(f"  ... and {len(r['rows']) - args.show} more" + ("" if args.out else " (--out FILE writes all)"))
     if args.out is not None:
         try:
             write_jsonl(args.out, r["rows"])
         except OSError as exc:
-            raise BenchmarkError(f"--out {args.out}: cannot write it ({exc.strerror})") from None
-        print(f"differences: {args.out}")
+            raise BenchmarkError(f"--out {shown(args.out)}: cannot write it ({exc.strerror})") from None
+        say(f"differences: {args.out}")
     if args.min_agreement is not None and r["agreement"] < args.min_agreement:
-        print(f"agreement {pct(r['agreement'])} is below --min-agreement {pct(args.min_agreement)}")
+        say(f"agreement {pct(r['agreement'])} is below --min-agreement {pct(args.min_agreement)}")
         return EXIT_REGRESSION
     return EXIT_OK
 
@@ -171,16 +194,29 @@ def plot(argv: list[str]) -> int:
                    help="also write OUT/report.html: one self-contained page (charts inlined, latest run, every "
                         "run with regressions marked and links to run folders)")
     args = p.parse_args(argv)
-    rows = read_history(args.history)
+    check_path(args.history, "--history")
+    check_path(args.out, "--out")
+    import os
+
+    from .plots import HISTORY_CHARTS
+
+    written = [name for name, *_ in HISTORY_CHARTS] + (["report.html"] if args.html else [])
+    if any(os.path.realpath(args.out / n) == os.path.realpath(args.history) for n in written):
+        raise BenchmarkError(f"--history {shown(args.history)} is one of the files plot writes in --out "
+                             f"{shown(args.out)}; give another --out")
+    warnings: list[str] = []
+    rows = read_history(args.history, warnings)
+    for line in warnings:
+        say(f"warning: {line}", err=True)
     if not rows:
-        raise BenchmarkError(f"--history {args.history}: no runs recorded yet (only the header)")
+        raise BenchmarkError(f"--history {shown(args.history)}: no runs recorded yet (only the header)")
     charts = plot_history(rows, args.out)
     for path in charts:
-        print(path)
+        say(str(path))
     if args.html:
         from .html_report import write_html_report
 
-        print(write_html_report(rows, charts, args.history, args.out / "report.html"))
+        say(str(write_html_report(rows, charts, args.history, args.out / "report.html")))
     return EXIT_OK
 
 
@@ -207,9 +243,12 @@ def history_add(argv: list[str]) -> int:
     args = p.parse_args(argv)
     result: dict[str, Any] = {}
     try:
-        loaded = json.loads((args.run_dir / "result.json").read_text(encoding="utf-8"))
+        from ..input_limits import parse_json, read_text
+
+        where = args.run_dir / "result.json"
+        loaded = parse_json(read_text(where, "result.json"), f"result.json {shown(where)}")
         result = loaded if isinstance(loaded, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, BenchmarkError):  # none, or unreadable: the row says what the command line says
         pass
     if result.get("status") not in ("completed", *ENDS):  # none, or "running": it never recorded its end
         result = {**result, "status": args.status,

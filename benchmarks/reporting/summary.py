@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError
+from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError, printable
 from . import comparable
 from . import gate as _gate
 from . import history
@@ -31,18 +31,23 @@ def check_gate_inputs(baseline_path: Path | None, history_path: Path | None,
     return baseline
 
 
+def say(text: str) -> None:
+    """stdout, control characters escaped: names and paths from files or the command line reach a terminal."""
+    print(printable(text, keep_newlines=True))
+
+
 def print_table(result: Mapping[str, Any]) -> None:
     """The reference table's row, the verdict with its reasons and notes, and the --repeat spread."""
-    print(f"\n{TABLE_HEADER}\n{table_row(result)}\n")
-    print(f"verdict: {result['verdict']['status']}" + "".join(f"\n  - {r}" for r in result["verdict"]["reasons"]))
+    say(f"\n{TABLE_HEADER}\n{table_row(result)}\n")
+    say(f"verdict: {result['verdict']['status']}" + "".join(f"\n  - {r}" for r in result["verdict"]["reasons"]))
     for note in result["verdict"]["notes"]:
-        print(f"  note: {note}")
+        say(f"  note: {note}")
     if "energy" in result:
-        print(energy_line(result))
+        say(energy_line(result))
     for key, s in ((result.get("repeat") or {}).get("spread") or {}).items():
         if s:
             cv = "n/a" if s["cv"] is None else f"{100 * s['cv']:.1f}%"
-            print(f"repeat x{result['repeat']['completed']} {key}: median {s['median']:.1f} "
+            say(f"repeat x{result['repeat']['completed']} {key}: median {s['median']:.1f} "
                   f"(min {s['min']:.1f}, max {s['max']:.1f}, CV {cv})")
     if result.get("reference_record"):
         # FlagPerf's collector reads the container's stdout for this line (ast.literal_eval from the first '{'):
@@ -51,7 +56,7 @@ def print_table(result: Mapping[str, Any]) -> None:
 
 
 def after_run(result: RunResult, output_dir: Path, baseline: _gate.Baseline | None,
-              history_path: Path | None) -> int:
+              history_path: Path | None, history_wait_s: float | None = None) -> int:
     """Print the table, gate (when a baseline is given) and rewrite the result files, append history, print
     the rest of the summary (files, gate table). Returns the exit code: 0, or 1 on a regression."""
     print_table(result.as_dict())
@@ -62,14 +67,16 @@ def after_run(result: RunResult, output_dir: Path, baseline: _gate.Baseline | No
         code = EXIT_REGRESSION if result.gate["status"] == "REGRESSION" else EXIT_OK
     data = result.as_dict()
     if history_path is not None:
-        history.append_history(history_path, data, output_dir)
+        note = history.append_history(history_path, data, output_dir, history_wait_s)
+        if note:
+            say(f"note: {note}")
     line = accuracy_line(data)
     if line:
-        print(line)
+        say(line)
     files = [output_dir / name for name in RESULT_FILES if (output_dir / name).exists()]
-    print("files:\n" + "\n".join(f"  {p}" for p in files) + (f"\nhistory: {history_path}" if history_path else ""))
+    say("files:\n" + "\n".join(f"  {p}" for p in files) + (f"\nhistory: {history_path}" if history_path else ""))
     if baseline is not None:
-        print("\n" + _gate.table(result.gate))
+        say("\n" + _gate.table(result.gate))
         if result.gate["status"] == _gate.NOISY:
             print(f"warning: gate {_gate.NOISY}: noise too high to judge {', '.join(result.gate['noisy'])} "
                   "(exit 0; the gate table's notes say why)", file=sys.stderr)

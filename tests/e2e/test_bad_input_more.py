@@ -73,7 +73,7 @@ def test_billion_laughs_is_refused_in_well_under_a_second(tmp_path: Path) -> Non
 
 
 def _result(metrics: dict) -> dict:
-    return {"schema_version": 2, "status": "completed", "case": "llama2_7b_mmlu", "metrics": metrics}
+    return {"schema_version": 3, "status": "completed", "case": "llama2_7b_mmlu", "metrics": metrics}
 
 
 @pytest.mark.parametrize("name, content, needles", [

@@ -180,6 +180,8 @@ def test_bad_distributed_options(tmp_path: Path, argv: list[str], needle: str) -
 def test_nproc_under_torchrun_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")  # as torchrun sets them
+    monkeypatch.setenv("MASTER_PORT", "29500")
     run = CliRun(*cli(["--smoke", "--nproc", "2", "--output_dir", str(tmp_path / "o")]), tmp_path)
     assert_usage_error(run, "--nproc starts torchrun itself")
 

@@ -55,7 +55,8 @@ def test_config_hash_and_fingerprint_identify_the_measurement(repeated, tmp_path
     a = repeated.result
     canonical = provenance.canonical_json(a["config"]).encode("utf-8")
     assert a["config_sha256"] == hashlib.sha256(canonical).hexdigest()  # recomputable from the file itself
-    assert set(a["fingerprint"]) == {"mmlu_csv_sha256", "mmlu_text_sha256", "weights_sha256"}
+    assert set(a["fingerprint"]) == {"mmlu_csv_sha256", "mmlu_text_sha256", "weights_sha256", "weights_sample_sha256",
+                                     "tokenizer_sha256", "model_config_sha256"}
 
     again = run_cli(smoke_data_dir, tmp_path / "again")  # no --repeat: the same measurement
     assert again.code == 0, again.err

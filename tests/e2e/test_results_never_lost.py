@@ -18,7 +18,7 @@ import pytest
 from fault_helpers import REPO_ROOT, assert_clean_exit, assert_usage_error, run_cli  # noqa: E402
 from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
-from benchmarks import locks, safe_io  # noqa: E402
+from benchmarks import locks, safe_io, safe_write  # noqa: E402
 from benchmarks.reporting import history  # noqa: E402
 
 FAST = ("--set", "few_shots=0")  # 57 short prompts: about a second per run
@@ -71,7 +71,10 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite(tmp_path: Path, sm
     first = run_cli(smoke_data_dir, out, *FAST)
     assert first.code == 0, first.err
     first_id = first.result["run_id"]
-    (out / "predictions.partial.jsonl").write_text('{"run_id": "old"}\n')  # what a killed earlier run leaves
+    (out / "predictions.partial.jsonl").write_text('{"run_id": "old"}\n')  # what a killed earlier run leaves,
+    recorded = json.loads((out / "result.json").read_text())  # recorded in its result.json as it ran
+    recorded.update(status="interrupted", files=recorded["files"] + ["predictions.partial.jsonl"])
+    (out / "result.json").write_text(json.dumps(recorded))
     (out / "notes.txt").write_text("mine")  # not a run file: kept
 
     refused = run_cli(smoke_data_dir, out, *FAST)
@@ -82,6 +85,13 @@ def test_output_dir_holding_a_run_is_refused_unless_overwrite(tmp_path: Path, sm
     assert again.code == 0, again.err
     assert again.result["run_id"] != first_id
     assert not (out / "predictions.partial.jsonl").exists()
+    (out / "result.csv").unlink()
+    (out / "result.json").unlink()  # a result.csv, say, that no result.json records: never removed
+    (out / "result.csv").write_text("mine")
+    unrecorded = run_cli(smoke_data_dir, out, *FAST, "--overwrite")
+    assert_usage_error(unrecorded, "holds predictions.jsonl, result.csv, result.md, run.log but no result.json "
+                                   "recording them", "not removed, even with --overwrite")
+    assert (out / "result.csv").read_text() == "mine"
     assert (out / "notes.txt").read_text() == "mine"
     assert "--overwrite: removed the earlier run's" in (out / "run.log").read_text()
 
@@ -130,7 +140,7 @@ def test_full_disk_while_streaming_leaves_whole_lines_and_a_failed_result(tmp_pa
             raise OSError(errno.ENOSPC, "No space left on device")
         return os.write(fd, data)
 
-    monkeypatch.setattr(safe_io, "_write", full_on_second_chunk)
+    monkeypatch.setattr(safe_write, "_append", full_on_second_chunk)
     run = run_cli(smoke_data_dir, tmp_path / "out", *FAST, "--set", "log_freq=5")
     line = assert_clean_exit(run, 3, "run failed: OSError: ", "No space left on device: cannot append to",
                              "predictions.partial.jsonl", "status failed recorded in")
@@ -155,7 +165,7 @@ def test_result_json_is_rewritten_in_place_when_the_disk_is_too_full_for_a_copy(
     def full(fd: int, data) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(safe_io, "_write", full)
+    monkeypatch.setattr(safe_write, "_append", full)
     monkeypatch.setattr(results, "atomic_write_text", no_room_for_a_failed_copy)
     run = run_cli(smoke_data_dir, tmp_path / "out", *FAST)
     assert_clean_exit(run, 3, "run failed: OSError: ", "status failed recorded in")
@@ -201,24 +211,38 @@ def test_interrupt_during_config_loading(tmp_path: Path, smoke_data_dir: Path, m
     assert not (tmp_path / "out").exists()  # nothing half-made
 
 
-@pytest.mark.parametrize("where", ["plot", "history"])
-def test_interrupt_during_the_final_writes(tmp_path: Path, smoke_data_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                          where: str) -> None:
+def test_interrupt_during_the_final_writes(tmp_path: Path, smoke_data_dir: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks.reporting import plots
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt(f"signal {signal.SIGTERM.value}")
 
-    if where == "plot":  # write_run_files: result.json and result.md are written, the png is next
-        monkeypatch.setattr(plots, "plot_throughput_by_length", interrupted)
-    else:  # after_run: every run file written, the history row next
-        monkeypatch.setattr(history, "append_history", interrupted)
+    # write_run_files: result.json and result.md are written, the png is next
+    monkeypatch.setattr(plots, "plot_throughput_by_length", interrupted)
     run = run_cli(smoke_data_dir, tmp_path / "out", *FAST, "--history", str(tmp_path / "h.csv"))
     assert_clean_exit(run, 130, f"interrupted: signal {signal.SIGTERM.value}; status interrupted recorded in")
     result = run.result
     assert result["status"] == "interrupted" and result["metrics"]["p_infer_core"] > 0
     for name in ("result.md", "result.csv", "throughput_vs_length.png"):
         assert not (run.output_dir / name).exists(), name  # no "completed" report beside an interrupted result
+    assert set(result["files"]) == {"result.json", "predictions.jsonl", "run.log"}
+
+
+def test_interrupt_after_completion_keeps_the_completed_run(tmp_path: Path, smoke_data_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal while the history row is appended (e.g. the scheduler's, while another job holds its lock): the
+    run has completed and stays so, its files kept; the exit code says the row is missing."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt(f"signal {signal.SIGTERM.value}")
+
+    monkeypatch.setattr(history, "append_history", interrupted)
+    run = run_cli(smoke_data_dir, tmp_path / "out", *FAST, "--history", str(tmp_path / "h.csv"))
+    assert_clean_exit(run, 130, f"interrupted: signal {signal.SIGTERM.value}; the run had completed: its files and "
+                                f"status completed are kept in {run.output_dir}; its --history row may be missing")
+    assert run.result["status"] == "completed" and "error" not in run.result
+    for name in ("result.md", "result.csv", "throughput_vs_length.png", "predictions.jsonl"):
+        assert (run.output_dir / name).is_file(), name
 
 
 @pytest.mark.slow

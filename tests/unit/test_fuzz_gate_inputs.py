@@ -31,7 +31,7 @@ metrics:
   infer_acc: {value: 0.25, abs_tol: 0.01}
   mem_used_gib: 1.5
 """
-RESULT = {"schema_version": 2, "status": "completed", "case": "llama2_7b_mmlu", "precision": "fp32",
+RESULT = {"schema_version": 3, "status": "completed", "case": "llama2_7b_mmlu", "precision": "fp32",
           "tf32": True, "toolkit": "none", "vendor": "cpu", "environment": {"device_name": "x"},
           "start_time": "2026-12-15T00:00:00+00:00",
           "metrics": {"p_infer_core": 101.0, "infer_acc": 0.25, "mem_used_gib": 1.5, "p_val_core": 99.0}}

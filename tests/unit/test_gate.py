@@ -24,7 +24,7 @@ def _result(meaningful: bool = True, **metrics: Any) -> dict[str, Any]:
     base = {"p_infer_core": 100.0, "mfu": 0.5, "infer_acc": 0.5, "val_acc": 0.5, "mem_used_gib": 10.0,
             "p_val_core": 90.0, "e2e_time": 100.0}
     base.update(metrics)
-    return {"schema_version": 2, "status": "completed", "case": "llama2_7b_mmlu", "precision": "fp16",
+    return {"schema_version": 3, "status": "completed", "case": "llama2_7b_mmlu", "precision": "fp16",
             "tf32": True, "toolkit": "inductor", "vendor": "nvidia", "metrics": base,
             "accuracy": {"overall": {"infer_choice_acc": 0.6}},
             "verdict": {"accuracy_meaningful": meaningful}}

@@ -17,7 +17,7 @@ A100_FP16 = REPO_ROOT / "baselines" / "llama2_7b_mmlu" / "a100_reference_fp16.ya
 
 
 def _result(**top: Any) -> dict[str, Any]:
-    r = {"schema_version": 2, "status": "completed", "case": "llama2_7b_mmlu", "precision": "fp16", "tf32": True,
+    r = {"schema_version": 3, "status": "completed", "case": "llama2_7b_mmlu", "precision": "fp16", "tf32": True,
          "toolkit": "inductor", "vendor": "nvidia", "smoke": False, "limit": None,
          "environment": {"device_name": "NVIDIA H200"},
          "metrics": {"p_infer_core": 100.0, "p_val_core": 90.0, "mfu": 0.5, "infer_acc": 0.5, "val_acc": 0.5,
