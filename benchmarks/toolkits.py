@@ -152,26 +152,41 @@ _CACHE_COUNTERS = (("inductor", "fxgraph_cache_hit"), ("inductor", "fxgraph_cach
 
 
 def cache_counts() -> dict[str, int]:
-    """torch's compile-cache hit and miss counters so far in this process (a public helper for toolkits)."""
+    """torch's compile-cache hit and miss counters so far in this process, and the entries of inductor's on-disk
+    FX graph cache now (a public helper for toolkits: take it before and after a compile)."""
     from torch._dynamo.utils import counters
 
-    return {name: int(counters[group][name]) for group, name in _CACHE_COUNTERS}
+    out = {name: int(counters[group][name]) for group, name in _CACHE_COUNTERS}
+    out["entries"] = sum(1 for _ in (_cache_dir() / "fxgraph").rglob("*") if _.is_file()) \
+        if (_cache_dir() / "fxgraph").is_dir() else 0
+    return out
 
 
-def cache_state(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, Any]:
-    """Whether the compiles between two `cache_counts()` found inductor's on-disk FX graph cache (its generated
-    and compiled code: the costly part) cold or warm: "warm" (hits only: the compile reused an earlier run's, so
-    compile_time is not a cold compile), "cold" (misses only), "partial" (both), "none" (no lookups: nothing was
-    compiled, or the cache is off). The AOT autograd cache's counts are reported beside it; it misses some
-    graphs on every run (not cacheable), so it does not decide the state."""
-    delta = {k: after[k] - before.get(k, 0) for k in after}
-    hits, misses = delta["fxgraph_cache_hit"], delta["fxgraph_cache_miss"]
-    state = "partial" if hits and misses else "warm" if hits else "cold" if misses else "none"
+def _cache_dir() -> Path:
     import os
 
     from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-    return {"state": state, **delta, "dir": os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir()}
+    return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or cache_dir())
+
+
+def cache_state(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, Any]:
+    """Whether the compile between two `cache_counts()` found inductor's on-disk FX graph cache (its generated
+    and compiled code: the costly part) cold or warm. "cold": the cache held no entry before (a hit then reused a
+    graph this very compile had just made, e.g. two identical pieces of one model), or every lookup missed;
+    "warm": every lookup hit an earlier run's entry, so compile_time is not a cold compile; "partial": some did;
+    "none": no lookups (nothing compiled, or the cache is off). The AOT autograd cache's counts are reported
+    beside it; it misses some graphs on every run (not cacheable), so it does not decide the state."""
+    delta = {k: after[k] - before.get(k, 0) for k in after if k != "entries"}
+    hits, misses = delta["fxgraph_cache_hit"], delta["fxgraph_cache_miss"]
+    earlier = before.get("entries", 0)
+    if not hits and not misses:
+        state = "none"
+    elif not earlier or not hits:
+        state = "cold"
+    else:
+        state = "partial" if misses else "warm"
+    return {"state": state, **delta, "entries_before": earlier, "dir": str(_cache_dir())}
 
 
 def warm_up(fn: ModelFn, calls: Sequence[Sequence[int]], vendor: Any, repeats: int = 1) -> list[dict[str, Any]]:

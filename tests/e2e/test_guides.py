@@ -69,5 +69,6 @@ def test_a_case_written_from_the_guide_passes_the_case_contract(tmp_path: Path, 
                    {"LLAMA_BENCH_CASE_PATH": str(tmp_path / "cases")}, smoke_cache)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    # every test but the packing one (the case offers no optimization) passed, its CLI smoke run included
-    assert re.search(r"\b9 passed, 1 skipped\b", out), out[-2000:]
+    # every test but the packing one and the lower-precision one (the case offers no optimization) passed, its CLI
+    # smoke run included
+    assert re.search(r"\b9 passed, 2 skipped\b", out), out[-2000:]

@@ -158,19 +158,22 @@ def test_fa4_matches_plain_attention_per_block_eager_and_compiled():
 # ------------------------------------------------------------------------------------------- compile cache
 
 
-@pytest.mark.parametrize("delta, state", [
-    ({"fxgraph_cache_miss": 2, "autograd_cache_miss": 2}, "cold"),
-    ({"fxgraph_cache_hit": 2, "autograd_cache_hit": 1}, "warm"),
-    ({"fxgraph_cache_hit": 1, "fxgraph_cache_miss": 1}, "partial"),
-    ({"fxgraph_cache_hit": 2, "autograd_cache_hit": 1, "autograd_cache_miss": 1}, "warm"),  # autograd: not decisive
-    ({}, "none"),
+@pytest.mark.parametrize("delta, earlier, state", [
+    ({"fxgraph_cache_miss": 2, "autograd_cache_miss": 2}, 0, "cold"),
+    ({"fxgraph_cache_miss": 2}, 7, "cold"),  # other models' entries only
+    ({"fxgraph_cache_hit": 1, "fxgraph_cache_miss": 10}, 0, "cold"),  # a hit on its own graph: still cold
+    ({"fxgraph_cache_hit": 2, "autograd_cache_hit": 1}, 3, "warm"),
+    ({"fxgraph_cache_hit": 1, "fxgraph_cache_miss": 1}, 3, "partial"),
+    ({"fxgraph_cache_hit": 2, "autograd_cache_hit": 1, "autograd_cache_miss": 1}, 3, "warm"),  # autograd: not decisive
+    ({}, 3, "none"),
 ])
-def test_cache_state_from_the_counters(delta, state):
+def test_cache_state_from_the_counters(delta, earlier, state):
     keys = ("fxgraph_cache_hit", "fxgraph_cache_miss", "autograd_cache_hit", "autograd_cache_miss")
-    before = dict.fromkeys(keys, 5)
-    after = {k: 5 + delta.get(k, 0) for k in keys}
+    before = {**dict.fromkeys(keys, 5), "entries": earlier}
+    after = {**{k: 5 + delta.get(k, 0) for k in keys}, "entries": earlier + delta.get("fxgraph_cache_miss", 0)}
     got = cache_state(before, after)
     assert got["state"] == state and all(got[k] == delta.get(k, 0) for k in keys) and got["dir"]
+    assert got["entries_before"] == earlier
 
 
 @pytest.mark.slow
@@ -205,3 +208,40 @@ def test_the_inductor_toolkit_records_a_cold_then_a_warm_compile_cache(tmp_path,
         assert report.details["compiling_calls_s"] > 0 and len(report.details["warmup_calls"]) == 2
     assert states == ["cold", "warm"]
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str((tmp_path / "cache").resolve())
+
+
+@pytest.mark.slow
+def test_the_fa4_op_compiles_into_one_graph_with_the_packed_model(monkeypatch):
+    """The op is registered at import with a fake (shape) kernel: torch.compile keeps the packed model in one graph
+    (the GPU run of 2026-12-05 showed 11 graphs when the op was defined lazily inside the first traced call).
+    Here a CPU kernel stands in for FlashAttention-4's (the case's masked attention), so the test runs anywhere."""
+    import transformers
+
+    from benchmarks.llama2_7b_mmlu import packing
+    from benchmarks.llama2_7b_mmlu.model import LastTokenLM
+
+    def on_cpu(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale):
+        return packing.masked_attention(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale).contiguous()
+
+    lib = torch.library.Library("llama_bench", "IMPL")  # dropped at the end of the test, with its kernel
+    lib.impl("fa4_varlen_fwd", on_cpu, "CPU")
+    try:
+        torch.manual_seed(0)
+        cfg = transformers.LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=4)
+        model = LastTokenLM(transformers.LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa")).eval()
+        ids, last = torch.randint(0, 300, (1, 50)), torch.tensor([9, 29, 49])
+        with torch.inference_mode():
+            alone = torch.cat([model(ids[:, a:b + 1], torch.tensor([b - a])) for a, b in ((0, 9), (10, 29), (30, 49))])
+        model.enable_packing(20, ragged.fa4)
+        model.prune_last_layer()
+        model.fuse_projections()
+        torch._dynamo.reset()
+        with torch.inference_mode():
+            explained = torch._dynamo.explain(model)(ids, last)
+            assert explained.graph_break_count == 0 and explained.graph_count == 1, explained.break_reasons
+            torch._dynamo.reset()
+            packed = torch.compile(model, dynamic=True)(ids, last)
+        torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
+    finally:
+        lib._destroy()

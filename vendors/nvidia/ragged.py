@@ -58,37 +58,28 @@ def fa4_problem(device: torch.device | None = None) -> str | None:
     return None
 
 
-_FA4_OP = None
+@torch.library.custom_op("llama_bench::fa4_varlen_fwd", mutates_args=())
+def fa4_varlen_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
+                   max_q: int, max_k: int, causal: bool, scale: float) -> torch.Tensor:
+    """FlashAttention-4's variable-length forward as a torch custom op (registered at import, so torch.compile
+    traces one opaque call and no graph break: its CuTe DSL kernels are compiled and launched from Python, which
+    dynamo cannot trace)."""
+    from flash_attn.cute import flash_attn_varlen_func
+
+    out = flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, max_seqlen_q=max_q,
+                                 max_seqlen_k=max_k, softmax_scale=scale, causal=causal)
+    return (out[0] if isinstance(out, tuple) else out).contiguous()
 
 
-def _fa4_op() -> Any:
-    """FlashAttention-4's variable-length forward as a torch custom op, so torch.compile keeps it as one opaque
-    call in the graph (its CuTe DSL kernels are compiled and launched from Python, which dynamo cannot trace)."""
-    global _FA4_OP
-    if _FA4_OP is not None:
-        return _FA4_OP
-
-    @torch.library.custom_op("llama_bench::fa4_varlen_fwd", mutates_args=())
-    def fa4_varlen_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
-                       max_q: int, max_k: int, causal: bool, scale: float) -> torch.Tensor:
-        from flash_attn.cute import flash_attn_varlen_func
-
-        out = flash_attn_varlen_func(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, max_seqlen_q=max_q,
-                                     max_seqlen_k=max_k, softmax_scale=scale, causal=causal)
-        return (out[0] if isinstance(out, tuple) else out).contiguous()
-
-    @fa4_varlen_fwd.register_fake
-    def _(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale):  # noqa: ANN001, ANN202
-        return torch.empty_like(q)
-
-    _FA4_OP = fa4_varlen_fwd
-    return _FA4_OP
+@fa4_varlen_fwd.register_fake
+def _fa4_shape(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor,
+               max_q: int, max_k: int, causal: bool, scale: float) -> torch.Tensor:
+    return torch.empty_like(q)
 
 
 def fa4(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor, max_q: Any,
         max_k: Any, causal: bool, scale: float | None) -> torch.Tensor:
-    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    return _fa4_op()(q, k, v, cu_q, cu_k, int(max_q), int(max_k), causal, scale)
+    return fa4_varlen_fwd(q, k, v, cu_q, cu_k, max_q, max_k, causal, q.shape[-1] ** -0.5 if scale is None else scale)
 
 
 def select(kernel: str, precision: str) -> RaggedAttention:
