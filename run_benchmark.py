@@ -2,7 +2,7 @@
 """python run_benchmark.py --case llama2_7b_mmlu [--vendor nvidia|cpu] [--smoke] ...  (see --help)"""
 import sys
 
-from benchmarks import signals
+from benchmarks.guard import signals
 
 signals.install()  # first: a SIGINT/SIGTERM during the imports below is recorded, then handled by the CLI
 

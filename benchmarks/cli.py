@@ -17,9 +17,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import scenarios
-from . import distributed
-from . import signals
+from .config import scenarios
+from .parallel import distributed
+from .guard import signals
 from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError, one_line, printable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ class _RunLog(logging.FileHandler):
     """run.log through benchmarks.safe_write: appended, never through a symlink, only a regular file."""
 
     def _open(self) -> Any:
-        from .safe_write import open_log
+        from .guard.safe_write import open_log
 
         return open_log(Path(self.baseFilename))
 
@@ -134,7 +134,7 @@ def _setup_logging(output_dir: Path, quiet: bool, rank: int = 0) -> None:
 
 
 def _prepare_output(path: Path) -> Path:
-    from .safe_write import probe_folder, shown
+    from .guard.safe_write import probe_folder, shown
 
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -147,7 +147,7 @@ def _prepare_output(path: Path) -> Path:
 
 def _output_dir(args: argparse.Namespace, stamp: str) -> tuple[Path, str | None]:
     """The run's folder, locked for this run and free of an earlier run's files; (folder, note or None)."""
-    from . import locks, safe_io
+    from .guard import locks, safe_io
 
     if args.output_dir is None:
         folder = safe_io.new_run_dir(REPO_ROOT / "outputs" / args.case, stamp)
@@ -213,7 +213,7 @@ def _interrupted(exc: BaseException) -> bool:
 
 def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:
     """Record a failed or interrupted run in result.json (status, error, the passes finished so far)."""
-    from .safe_write import remove
+    from .guard.safe_write import remove
 
     if run_.result is None:
         return
@@ -230,7 +230,7 @@ def _record_end(run_: Any, exc: BaseException, output_dir: Path) -> None:
     try:
         _save_shielded(run_)
     except OSError as first:  # disk full: no room for a second copy; overwrite the file's own blocks
-        from .safe_io import rewrite_in_place
+        from .guard.safe_io import rewrite_in_place
 
         try:
             rewrite_in_place(where, run_.result.as_dict())
@@ -328,14 +328,13 @@ def run(argv: list[str]) -> int:
         import transformers  # noqa: F401
 
         from .config import check_optimizations, load_config
-        from .host_memory import check_host_memory
-        from .progress import make_progress
-        from .registry import (case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call,
-                               vendor_home)
+        from .harness.host_memory import check_host_memory
+        from .reporting.progress import make_progress
+        from .registry import case_config_root, default_vendor, get_case, get_toolkit, get_vendor, vendor_call, vendor_home
         from .reporting.record import UNSET
         from .reporting.summary import after_run, check_gate_inputs
-        from .runner import Run, RunRequest
-        from .threads import choose_threads
+        from .harness.run import Run, RunRequest
+        from .harness.threads import choose_threads
         case = get_case(args.case)
         vendor_name = args.vendor or default_vendor(smoke=args.smoke)
         vendor = get_vendor(vendor_name)
@@ -351,7 +350,7 @@ def run(argv: list[str]) -> int:
     check_optimizations(case.optimizations, config, vendor)  # e.g. a kernel the vendor lacks at this precision
     toolkit = get_toolkit(vendor, config.run.compiler, config.vendor)  # an unknown toolkit fails before any output
     if args.scenario == scenarios.REFERENCE:
-        from .toolkits import reference_toolkit
+        from .harness.toolkits import reference_toolkit
 
         reference_toolkit(type(toolkit))  # a toolkit without the reference's semantics fails here too
     if args.smoke:
@@ -429,7 +428,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     """Every command-line value that cannot work, refused before anything is imported or created."""
     import math
 
-    from .safe_io import check_path
+    from .guard.safe_io import check_path
 
     if not (math.isfinite(args.dist_timeout) and 0 < args.dist_timeout <= MAX_DIST_TIMEOUT_S):
         raise BenchmarkError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds, at most "
@@ -455,7 +454,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         if path is not None:
             check_path(path, flag)
     if args.history is not None and args.output_dir is not None:
-        from .safe_io import RUN_FILES, shown
+        from .guard.safe_io import RUN_FILES, shown
 
         same = [n for n in RUN_FILES if os.path.realpath(args.output_dir / n) == os.path.realpath(args.history)]
         if same:
@@ -465,7 +464,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def _resolved(path: Path, what: str) -> Path:
     """path.resolve(), a symlink loop named as such (exit 2) instead of a RuntimeError."""
-    from .safe_io import check_path, shown
+    from .guard.safe_io import check_path, shown
 
     check_path(path, what)
     try:
@@ -481,7 +480,7 @@ def _reference_compiler(config: Any, vendor: Any, vendor_name: str) -> Any:
     import dataclasses
 
     from .registry import vendor_call
-    from .toolkits import reference_compiler
+    from .harness.toolkits import reference_compiler
 
     factories = vendor_call(vendor_name, "its toolkits()", "toolkits()", vendor.toolkits)
     name = reference_compiler(factories, config.run.compiler)
@@ -536,7 +535,7 @@ def _end_status(exc: BaseException, ctx: distributed.Dist) -> tuple[str, str, in
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .locks import release_all
+    from .guard.locks import release_all
 
     argv = sys.argv[1:] if argv is None else argv
     global _DIST

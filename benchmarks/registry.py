@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BenchmarkError, one_line
-from .interfaces import CASE_MEMBERS, VENDOR_MEMBERS, Case, Vendor
+from .contracts import CASE_MEMBERS, VENDOR_MEMBERS, Case, Vendor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT_GROUP = "llama_bench.vendors"

@@ -12,7 +12,7 @@ import time
 from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
-from benchmarks.interfaces import CLOCK_LIMITS, IDLE_PHASE, Telemetry, TelemetryRecord
+from benchmarks.contracts import CLOCK_LIMITS, IDLE_PHASE, Telemetry, TelemetryRecord
 
 GIB = float(1 << 30)
 

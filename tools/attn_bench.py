@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
 from benchmarks.llama2_7b_mmlu.packing import segment_ids  # noqa: E402
-from benchmarks.passes import plan_packs  # noqa: E402
-from benchmarks.toolkits import padded_length  # noqa: E402
+from benchmarks.harness.passes import plan_packs  # noqa: E402
+from benchmarks.harness.toolkits import padded_length  # noqa: E402
 
 
 def pack_inputs(lengths: list[int], pad_multiple: int, heads: int, head_dim: int, dtype, device):

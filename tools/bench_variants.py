@@ -34,12 +34,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.metrics import agreement  # noqa: E402
+from benchmarks.measure.metrics import agreement  # noqa: E402
 from benchmarks.config import fields_of, parse_set  # noqa: E402
 from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
-from benchmarks.passes import HostBatch, plan_packs, run_pass  # noqa: E402
+from benchmarks.harness.passes import HostBatch, plan_packs, run_pass  # noqa: E402
 from benchmarks.registry import default_vendor, get_vendor  # noqa: E402
-from benchmarks.toolkits import padded_length  # noqa: E402
+from benchmarks.harness.toolkits import padded_length  # noqa: E402
 from vendors.nvidia.ragged import select  # noqa: E402
 
 

@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import optimizations  # noqa: E402
+from benchmarks.harness import optimizations  # noqa: E402
 from benchmarks.config import check_optimizations, load_config  # noqa: E402
-from benchmarks.interfaces import OptimizationContext  # noqa: E402
-from benchmarks.passes import HostBatch, plan_packs, run_pass  # noqa: E402
+from benchmarks.contracts import OptimizationContext  # noqa: E402
+from benchmarks.harness.passes import HostBatch, plan_packs, run_pass  # noqa: E402
 from benchmarks.registry import get_case, get_toolkit, get_vendor  # noqa: E402
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import doc
 from ..errors import BenchmarkError, one_line
-from ..safe_io import check_path, check_path_text
+from ..guard.safe_io import check_path, check_path_text
 from ..interfaces import Workload
 from . import data as mmlu
 from .categories import SUBJECT_CATEGORY

@@ -19,7 +19,7 @@ import pandas as pd
 
 from benchmarks import interfaces
 from benchmarks.errors import BenchmarkError, one_line
-from benchmarks.input_limits import read_bytes
+from benchmarks.guard.input_limits import read_bytes
 
 # The 57 subjects of the MMLU release (the file stems of data/test/*_test.csv), sorted.
 SUBJECTS: tuple[str, ...] = (

@@ -44,7 +44,7 @@ N_DEV = 5
 from . import data as mmlu  # noqa: E402
 from .data import LETTERS as CHOICES  # noqa: E402
 from .data import SUBJECTS  # noqa: E402
-from .. import safe_write  # noqa: E402
+from ..guard import safe_write  # noqa: E402
 
 assert len(SUBJECTS) == 57
 

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .. import safe_write
-from ..safe_write import clean as _clean, report_mode  # noqa: F401  (names kept for callers)
+from ..guard import safe_write
+from ..guard.safe_write import clean as _clean, report_mode  # noqa: F401  (names kept for callers)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

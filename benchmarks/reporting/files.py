@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .. import safe_io, safe_write
+from ..guard import safe_io, safe_write
 from . import history, plots, timeline as _timeline
 from . import atomic  # by module, so a test can make its writes fail
 from .markdown import markdown

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .. import input_limits, safe_write
+from ..guard import input_limits, safe_write
 from ..errors import BenchmarkError
-from ..safe_write import shown
+from ..guard.safe_write import shown
 from . import noise
 from .atomic import atomic_write_text
 

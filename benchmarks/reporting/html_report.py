@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import BenchmarkError
-from ..input_limits import parse_json, read_bytes
+from ..guard.input_limits import parse_json, read_bytes
 from .atomic import atomic_write_text
 from .gate import row_cells
 from .plots import workload_series

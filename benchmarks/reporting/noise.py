@@ -36,7 +36,7 @@ import math
 import statistics
 from typing import Any, Callable, Mapping, Sequence
 
-from ..host_cpu import run_shares
+from ..measure.host_cpu import run_shares
 
 Z = 3.0  # a drop must exceed Z sigma: about one false alarm in 700 nights per metric for normal noise
 HISTORY_NIGHTS = 10  # the last K good nights of the workload in --history

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError, printable
-from ..safe_io import check_path, shown
+from ..guard.safe_io import check_path, shown
 
 PRED_FIELDS = ("pred_infer", "pred_val", "choice_infer", "choice_val")
 
@@ -68,7 +68,7 @@ def compare_results(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------ compare-predictions
 def read_predictions(path: Path, field: str) -> dict[tuple[str, int], dict[str, Any]]:
     """(subject, index) -> row of a predictions.jsonl; every problem names the file and line."""
-    from ..input_limits import parse_json, read_text
+    from ..guard.input_limits import parse_json, read_text
 
     check_path(path, "compare-predictions")
     if not path.is_file():
@@ -127,7 +127,7 @@ def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, in
             return None
         return sum(r[field] == r["label"] for r in rows.values()) / len(rows)
 
-    from ..metrics import agreement  # one definition of the share (torch-free)
+    from ..measure.metrics import agreement  # one definition of the share (torch-free)
 
     same = agreement([a[k][field] for k in keys], [b[k][field] for k in keys])[0]
     return {"field": field, "questions": len(keys), "differing": len(differ),
@@ -136,7 +136,7 @@ def agreement_of(a: dict[tuple[str, int], dict[str, Any]], b: dict[tuple[str, in
 
 
 def compare_predictions(argv: list[str]) -> int:
-    from ..safe_write import check_target
+    from ..guard.safe_write import check_target
     from .atomic import write_jsonl
 
     p = _Parser(prog="run_benchmark.py compare-predictions",
@@ -243,7 +243,7 @@ def history_add(argv: list[str]) -> int:
     args = p.parse_args(argv)
     result: dict[str, Any] = {}
     try:
-        from ..input_limits import parse_json, read_text
+        from ..guard.input_limits import parse_json, read_text
 
         where = args.run_dir / "result.json"
         loaded = parse_json(read_text(where, "result.json"), f"result.json {shown(where)}")

@@ -13,8 +13,7 @@ import torch
 
 from benchmarks.config import RunConfig, fields_of, load_config
 from benchmarks.errors import BenchmarkError
-from benchmarks.interfaces import (CASE_MEMBERS, PRECISIONS, Case, Optimization, OptimizationContext, Sample, Workload,
-                                   is_lossy)
+from benchmarks.contracts import CASE_MEMBERS, PRECISIONS, Case, Optimization, OptimizationContext, Sample, Workload, is_lossy
 from benchmarks.registry import case_config_root, get_case, get_vendor
 
 from fault_helpers import cli

@@ -16,16 +16,7 @@ import pytest
 import torch
 
 from benchmarks.config import RunConfig, fields_of
-from benchmarks.interfaces import (
-    PRECISIONS,
-    VENDOR_MEMBERS,
-    MemoryMonitor,
-    MemoryReport,
-    PeakFlops,
-    Toolkit,
-    ToolkitReport,
-    Vendor,
-)
+from benchmarks.contracts import PRECISIONS, VENDOR_MEMBERS, MemoryMonitor, MemoryReport, PeakFlops, Toolkit, ToolkitReport, Vendor
 
 CASE_NAME = "llama2_7b_mmlu"
 
@@ -257,7 +248,7 @@ def test_toolkit_scores_packed_prompts_like_each_alone(
     in one input (benchmarks.interfaces, ModelFn); each must get the logits it gets alone. The case's named
     optimizations are switched on one after the other, as the runner applies them (with this vendor's ragged
     attention kernel, or the case's fallback)."""
-    from benchmarks.interfaces import OptimizationContext
+    from benchmarks.contracts import OptimizationContext
     from benchmarks.registry import get_case
 
     case = get_case(CASE_NAME)
@@ -301,7 +292,7 @@ def test_toolkit_scores_packed_prompts_like_each_alone(
 def test_ragged_attention_when_offered_attends_within_each_block(vendor, device: torch.device, precision: str) -> None:
     """Vendor.ragged_attention (optional): block-diagonal attention, causal within a block, grouped-query
     heads, checked against plain softmax attention of each block alone."""
-    from benchmarks.interfaces import ragged_attention_of
+    from benchmarks.contracts import ragged_attention_of
 
     kernel = ragged_attention_of(vendor, precision)
     if kernel is None:
@@ -329,7 +320,7 @@ def test_ragged_attention_when_offered_attends_within_each_block(vendor, device:
 def test_telemetry_when_offered_meets_its_contract(vendor, device: torch.device) -> None:
     """Vendor.telemetry (optional): a fresh Telemetry per call; marks in order with counter readings, samples
     in time order, report() after exit (see benchmarks.interfaces.Telemetry)."""
-    from benchmarks.interfaces import telemetry_of
+    from benchmarks.contracts import telemetry_of
     from telemetry_support import check_telemetry
 
     first = telemetry_of(vendor)

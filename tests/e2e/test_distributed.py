@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks import distributed, metrics, verdict
-from benchmarks.interfaces import PeakFlops
-from benchmarks.passes import PassRecord
+from benchmarks.parallel import distributed
+from benchmarks.measure import metrics, verdict
+from benchmarks.contracts import PeakFlops
+from benchmarks.measure.records import PassRecord
 from fault_helpers import assert_usage_error, cli, CliRun
 from results_support import SMOKE_ARGS, doc_tables, shared_runs
 

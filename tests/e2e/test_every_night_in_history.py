@@ -25,12 +25,12 @@ def _completed(when: str, p: float, **top: Any) -> dict[str, Any]:
 def test_a_failed_or_interrupted_run_appends_its_row(smoke_cache: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch, raised: type,
                                                      status: str, code: int) -> None:
-    import benchmarks.runner
+    import benchmarks.harness.run
 
     def boom(name, *args, **kwargs):
         raise raised(f"injected in the {name} pass")
 
-    monkeypatch.setattr(benchmarks.runner, "run_pass", boom)
+    monkeypatch.setattr(benchmarks.harness.run, "run_pass", boom)
     hist = tmp_path / "history.csv"
     history.append_history(hist, _completed("2026-11-01T02:00:00+00:00", 100.0), tmp_path / "night1")
     run = run_smoke(smoke_cache, tmp_path / "night2", "--set", "warmup_longest=false", "--history", str(hist))

@@ -86,7 +86,7 @@ def test_out_of_memory_in_a_pass(tmp_path: Path, smoke_data_dir: Path, faulty, m
 @pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_out_of_memory_in_a_packed_forward_names_the_pack(tmp_path: Path, smoke_data_dir: Path, faulty,
                                                           monkeypatch) -> None:
-    from benchmarks.passes import plan_packs
+    from benchmarks.harness.passes import plan_packs
 
     first = run_cli(smoke_data_dir, tmp_path / "ref", "--set", "no_validation=true")
     lengths = [row["n_tokens"] for row in first.predictions]

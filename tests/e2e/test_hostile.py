@@ -38,7 +38,7 @@ from fault_helpers import (  # noqa: E402
 )
 from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
-from benchmarks import safe_write  # noqa: E402
+from benchmarks.guard import safe_write  # noqa: E402
 from benchmarks.reporting import history  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -869,7 +869,7 @@ def test_a_model_config_that_changes_the_arithmetic_is_a_verdict_reason(tmp_path
 
 def test_a_tokenizer_with_the_ids_of_a_and_b_swapped_is_noticed(tmp_path: Path, smoke_data_dir: Path,
                                                                 honest: Any) -> None:
-    from benchmarks.provenance import same_measurement
+    from benchmarks.measure.provenance import same_measurement
 
     data = _data_copy(smoke_data_dir, tmp_path)
     path = data / WEIGHTS / "tokenizer.json"
@@ -908,7 +908,7 @@ SHARED = Path(os.environ.get("LLAMA_BENCH_SHARED_DATA", REPO_ROOT.parent / "shar
 def test_the_llama2_tokenizer_is_the_cases_and_a_swapped_copy_is_a_verdict_reason(tmp_path: Path) -> None:
     import transformers
 
-    from benchmarks.interfaces import Workload
+    from benchmarks.contracts import Workload
     from benchmarks.llama2_7b_mmlu import _identity_deviations, identity
 
     assert identity.tokenizer_fingerprint(transformers.AutoTokenizer.from_pretrained(SHARED)) == \
@@ -953,7 +953,7 @@ def test_flops_and_peak_overrides_from_set_are_named(tmp_path: Path, smoke_data_
 
 def test_a_nan_metric_of_the_run_is_never_a_pass(tmp_path: Path, smoke_data_dir: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmarks import metrics
+    from benchmarks.measure import metrics
 
     real = metrics.compute
 

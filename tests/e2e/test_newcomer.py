@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import host_memory, threads
+from benchmarks.harness import host_memory, threads
 from benchmarks.errors import BenchmarkError
 from results_support import cli, run_smoke
 

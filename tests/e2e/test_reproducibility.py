@@ -11,7 +11,7 @@ import pytest
 
 from fault_helpers import REPO_ROOT, one_torch_thread, run_cli  # noqa: E402
 
-from benchmarks import metrics, provenance  # noqa: E402
+from benchmarks.measure import metrics, provenance  # noqa: E402
 from benchmarks.config import load_config  # noqa: E402
 from benchmarks.llama2_7b_mmlu import CASE  # noqa: E402
 from vendors.cpu import CpuOptions  # noqa: E402

@@ -18,7 +18,7 @@ import pytest
 from fault_helpers import REPO_ROOT, assert_clean_exit, assert_usage_error, run_cli  # noqa: E402
 from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
-from benchmarks import locks, safe_io, safe_write  # noqa: E402
+from benchmarks.guard import locks, safe_io, safe_write  # noqa: E402
 from benchmarks.reporting import history  # noqa: E402
 
 FAST = ("--set", "few_shots=0")  # 57 short prompts: about a second per run

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import metrics, provenance
+from benchmarks.measure import metrics, provenance
 from benchmarks.reporting.history import CSV_COLUMNS
 from benchmarks.llama2_7b_mmlu import CASE
 from benchmarks.llama2_7b_mmlu.categories import SUBJECT_CATEGORY
@@ -93,12 +93,12 @@ def test_documented_fields_exist_with_their_types(runs, result, smoke_cache: Pat
 
 
 def test_failed_run_fields(smoke_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import benchmarks.runner
+    import benchmarks.harness.run
 
     def boom(name, *args, **kwargs):
         raise RuntimeError(f"injected failure in the {name} pass")
 
-    monkeypatch.setattr(benchmarks.runner, "run_pass", boom)
+    monkeypatch.setattr(benchmarks.harness.run, "run_pass", boom)
     run = run_smoke(smoke_cache, tmp_path / "failed", "--set", "warmup_longest=false")
     assert run.code == 3
     r = run.result

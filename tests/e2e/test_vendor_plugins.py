@@ -19,16 +19,7 @@ import pytest
 
 from benchmarks.config import load_config, vendor_yaml_path
 from benchmarks.errors import BenchmarkError
-from benchmarks.registry import (
-    ENTRY_POINT_GROUP,
-    REPO_ROOT,
-    VENDOR_PATH_ENV,
-    get_case,
-    get_toolkit,
-    get_vendor,
-    known_vendors,
-    vendor_home,
-)
+from benchmarks.registry import ENTRY_POINT_GROUP, REPO_ROOT, VENDOR_PATH_ENV, get_case, get_toolkit, get_vendor, known_vendors, vendor_home
 
 CASE_NAME = "llama2_7b_mmlu"
 TEMPLATE = REPO_ROOT / "vendors" / "template"

@@ -11,9 +11,9 @@ import pytest
 import torch
 import transformers
 
-from benchmarks import metrics
-from benchmarks import verdict as V
-from benchmarks.interfaces import PeakFlops, Workload
+from benchmarks.measure import metrics
+from benchmarks.measure import verdict as V
+from benchmarks.contracts import PeakFlops, Workload
 from benchmarks.llama2_7b_mmlu import CASE
 from benchmarks.llama2_7b_mmlu import data as D
 from benchmarks.llama2_7b_mmlu.model import LastTokenLM

@@ -135,8 +135,8 @@ def test_shipped_nvidia_values(shipped: Path) -> None:
 
 def test_out_of_memory_knobs_for_the_shipped_nvidia_config_load(shipped: Path) -> None:
     """Each setting an out-of-memory error suggests must be accepted as given (fusion needs a compiler)."""
-    from benchmarks import optimizations
-    from benchmarks.faults import knobs
+    from benchmarks.harness import optimizations
+    from benchmarks.harness.faults import knobs
 
     cfg = load(shipped, "nvidia", ["fp16=false"])
     active = optimizations.active(CASE.optimizations, cfg)

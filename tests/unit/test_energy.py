@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks import energy, metrics, verdict
-from benchmarks.interfaces import IDLE_PHASE, TelemetryMark, TelemetryRecord, TelemetrySample
+from benchmarks.measure import energy, metrics, verdict
+from benchmarks.contracts import IDLE_PHASE, TelemetryMark, TelemetryRecord, TelemetrySample
 from benchmarks.reporting import gate, history, markdown
 from benchmarks.reporting import timeline as timeline_png
-from benchmarks.run_telemetry import RunTelemetry
-from benchmarks.timing import Spans
+from benchmarks.measure.run_telemetry import RunTelemetry
+from benchmarks.measure.timing import Spans
 from telemetry_support import FakeClock, ScriptedNvml, check_telemetry
 from vendors.nvidia.telemetry import HW_SLOWDOWN, HW_THERMAL, SW_POWER_CAP, NvmlTelemetry
 

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.llama2_7b_mmlu import CASE
 from benchmarks.llama2_7b_mmlu.model import LastTokenLM
-from benchmarks.toolkits import padded_call
+from benchmarks.harness.toolkits import padded_call
 
 H, INTER, VOCAB, LAYERS, HEADS, KV_HEADS = 64, 96, 97, 3, 4, 2
 

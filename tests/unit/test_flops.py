@@ -6,7 +6,7 @@ import builtins
 import pytest
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.flops import parse_flops
+from benchmarks.config.flops import parse_flops
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import token
 import tokenize
 from pathlib import Path
 
-from benchmarks.interfaces import Optimization
+from benchmarks.contracts import Optimization
 from benchmarks.registry import CASES, get_case, known_cases
 
 REPO = Path(__file__).resolve().parents[2]

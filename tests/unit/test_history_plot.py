@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks import metrics, progress
+from benchmarks.measure import metrics
+from benchmarks.reporting import progress
 from benchmarks.reporting import history, plots
 from benchmarks.errors import BenchmarkError
-from benchmarks.passes import HostBatch, run_pass
+from benchmarks.harness.passes import HostBatch, run_pass
 from results_support import PNG_MAGIC, cli, read_csv, shared_runs
 
 

@@ -6,10 +6,11 @@ import time
 import pytest
 import torch
 
-from benchmarks import metrics
-from benchmarks.interfaces import MemoryReport, PeakFlops
-from benchmarks.passes import HostBatch, PassRecord, run_pass
-from benchmarks.timing import Spans
+from benchmarks.measure import metrics
+from benchmarks.contracts import MemoryReport, PeakFlops
+from benchmarks.harness.passes import HostBatch, run_pass
+from benchmarks.measure.records import PassRecord
+from benchmarks.measure.timing import Spans
 
 CPU = torch.device("cpu")
 VOCAB = 50

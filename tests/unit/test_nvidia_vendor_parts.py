@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from benchmarks.interfaces import MemoryMonitor
+from benchmarks.contracts import MemoryMonitor
 from vendors.nvidia.memory import GIB, NvmlMemoryMonitor, NvmlSession, nvml_handle_for, pci_bus_key
 from vendors.nvidia.peaks import lookup_peak
 
@@ -318,7 +318,7 @@ def test_compiled_sdpa_cudnn_applies_only_while_the_toolkit_prepares(monkeypatch
 
     from vendors.nvidia import NvidiaOptions
     from vendors.nvidia.inductor import CudaInductor
-    from benchmarks.toolkits import Inductor
+    from benchmarks.harness.toolkits import Inductor
 
     seen = []
     monkeypatch.setattr(Inductor, "prepare", lambda self, fn, lengths: seen.append(
@@ -359,7 +359,7 @@ def test_cuda_graph_recordings_after_the_baseline_are_reported(monkeypatch) -> N
     report None."""
     import types
 
-    from benchmarks.toolkits import reference_toolkit
+    from benchmarks.harness.toolkits import reference_toolkit
     from vendors.nvidia import NvidiaOptions
     from vendors.nvidia import inductor as nv_inductor
 

@@ -1,4 +1,4 @@
-"""One write path (issue 23): every file the project writes goes through benchmarks/safe_write.py. This test
+"""One write path (issue 23): every file the project writes goes through benchmarks/guard/safe_write.py. This test
 parses every .py file of benchmarks/ and vendors/ (and run_benchmark.py) and fails on any other way to write,
 append, replace, lock-create or delete a file, so a new writer cannot bypass the module's rules (no symlink
 followed, only a regular file or nothing replaced, whole lines or nothing). Exceptions are listed with why.
@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-OWNER = "benchmarks/safe_write.py"
+OWNER = "benchmarks/guard/safe_write.py"
 # (file, what) -> why it may write without safe_write
 ALLOWED = {
     ("benchmarks/llama2_7b_mmlu/smoke.py", "save_pretrained"):
@@ -104,4 +104,4 @@ def test_every_write_goes_through_safe_write() -> None:
             what = finding.rsplit(": ", 1)[1]
             if (rel, what) not in ALLOWED:
                 found.append(finding)
-    assert found == [], "write through benchmarks/safe_write.py instead (or list the exception here, with why)"
+    assert found == [], "write through benchmarks/guard/safe_write.py instead (or list the exception here, with why)"

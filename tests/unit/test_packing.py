@@ -11,8 +11,8 @@ from benchmarks.errors import BenchmarkError
 from benchmarks.llama2_7b_mmlu import packing
 from benchmarks.llama2_7b_mmlu.model import LastTokenLM
 from benchmarks.llama2_7b_mmlu.packing import masked_attention, pack_layout
-from benchmarks.passes import HostBatch, plan_packs, run_pass
-from benchmarks.toolkits import PadRight, warmup_shapes
+from benchmarks.harness.passes import HostBatch, plan_packs, run_pass
+from benchmarks.harness.toolkits import PadRight, warmup_shapes
 from results_support import packed_run, run_smoke, shared_runs
 
 

@@ -10,11 +10,11 @@ import torch
 
 from benchmarks.config import load_config
 from benchmarks.errors import BenchmarkError
-from benchmarks.interfaces import PRECISIONS, is_lossy, torch_dtype, validation_precision
+from benchmarks.contracts import PRECISIONS, is_lossy, torch_dtype, validation_precision
 from benchmarks.llama2_7b_mmlu import CASE
-from benchmarks.optimizations import active
+from benchmarks.harness.optimizations import active
 from benchmarks.registry import get_case, get_vendor
-from benchmarks.toolkits import cache_state
+from benchmarks.harness.toolkits import cache_state
 from vendors.nvidia import NvidiaVendor, ragged
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,7 +182,7 @@ def test_the_inductor_toolkit_records_a_cold_then_a_warm_compile_cache(tmp_path,
     process has) is found warm, and the report says so."""
     import dataclasses
 
-    from benchmarks.toolkits import Inductor, InductorOptions
+    from benchmarks.harness.toolkits import Inductor, InductorOptions
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     vendor = get_vendor("cpu")

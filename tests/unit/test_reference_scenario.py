@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import metrics, scenarios
+from benchmarks.measure import metrics
+from benchmarks.config import scenarios
 from benchmarks.config import NoOptions, load_config
 from benchmarks.errors import BenchmarkError
-from benchmarks.passes import HostBatch, PassRecord, run_pass
+from benchmarks.harness.passes import HostBatch, run_pass
+from benchmarks.measure.records import PassRecord
 from benchmarks.registry import REPO_ROOT, get_case, get_vendor
-from benchmarks.toolkits import Eager, Inductor, ReferenceInductor, ReferenceWarmup, reference_toolkit
+from benchmarks.harness.toolkits import Eager, Inductor, ReferenceInductor, ReferenceWarmup, reference_toolkit
 
 CONFIGS = REPO_ROOT / "configs"
 CASE = get_case("llama2_7b_mmlu")
@@ -194,7 +196,7 @@ def test_reference_toolkit_keeps_the_vendor_class_hooks() -> None:
 
 
 def test_reference_scenario_compiles_with_the_vendors_compiling_toolkit_whatever_its_name() -> None:
-    from benchmarks.toolkits import reference_compiler
+    from benchmarks.harness.toolkits import reference_compiler
 
     class AcmeCompile(Inductor):
         name = "acme_compile"

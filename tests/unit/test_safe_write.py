@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import input_limits, safe_write, signals
+from benchmarks.guard import input_limits, safe_write, signals
 from benchmarks.errors import BenchmarkError, printable
 
 

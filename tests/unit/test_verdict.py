@@ -5,12 +5,12 @@ import dataclasses
 
 import pytest
 
-from benchmarks import metrics as M
-from benchmarks import verdict as V
-from benchmarks.interfaces import PeakFlops
+from benchmarks.measure import metrics as M
+from benchmarks.measure import verdict as V
+from benchmarks.contracts import PeakFlops
 from benchmarks.llama2_7b_mmlu import CASE
-from benchmarks.metrics import Metrics
-from benchmarks.passes import PassRecord
+from benchmarks.measure.metrics import Metrics
+from benchmarks.measure.records import PassRecord
 
 
 def metrics(acc: float) -> Metrics:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .config import Config
-from .interfaces import Optimization, OptimizationContext
+from ..config import Config
+from ..contracts import Optimization, OptimizationContext
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import BenchmarkError
+from ..errors import BenchmarkError
 
 GIB = 1024**3
 # fp8: the plain model is held in fp16 for the validation pass (its fp8 weights come after it)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import BenchmarkError
+from ..errors import BenchmarkError
 
 MAX_CHARS = 200  # an expression of a model's FLOPs per token is a short product
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|(.))")

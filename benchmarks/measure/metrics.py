@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .energy import ENERGY_METRICS, energy_block, energy_metrics  # noqa: F401  (the energy part of the metrics)
-from .interfaces import MemoryReport, PeakFlops
+from ..contracts import MemoryReport, PeakFlops
 
 if TYPE_CHECKING:  # PassRecord is a plain record; importing passes would import torch
-    from .passes import PassRecord
+    from .records import PassRecord
 
 GIB = 1024**3
 BIN_TOKENS = 64

@@ -25,7 +25,7 @@ import stat
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
-from .errors import BenchmarkError, printable
+from ..errors import BenchmarkError, printable
 
 # The calls that put bytes in a file: a test makes the disk "full" through them (appends apart from the rest).
 _write = os.write

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import one_line
-from .interfaces import IDLE_PHASE, TelemetryRecord, telemetry_of
+from ..errors import one_line
+from ..contracts import IDLE_PHASE, TelemetryRecord, telemetry_of
 from .timing import Spans
 
 log = logging.getLogger("benchmarks")

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from .errors import one_line
+from ..errors import one_line
 
 GIB = 1024**3
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import input_limits, safe_write
-from .errors import BenchmarkError
+from ..errors import BenchmarkError
 from .safe_write import shown  # noqa: F401  (the name callers use)
 
 # The files a run writes in its folder (reporting.files.RESULT_FILES and the stream), and the temporary names

@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
+from ..measure.records import PassRecord
 from .faults import PromptOutOfMemory, is_out_of_memory
-from .interfaces import ModelFn
+from ..contracts import ModelFn
 
 log = logging.getLogger("benchmarks")
-
-
-@dataclass(frozen=True)
-class PassRecord:
-    """What one pass measured. Times in seconds; `core_s_each[i]` is prompt i's forward time (in a pack, the
-    pack's time shared out by token count)."""
-
-    name: str
-    n_questions: int
-    tokens: int
-    core_s: float
-    whole_s: float
-    predictions: tuple[int, ...]
-    core_s_each: tuple[float, ...]
-    nonfinite_questions: int
-    # argmax over only the answer-choice ids (hendrycks/lm-eval scoring), when the case names them
-    choice_predictions: tuple[int, ...] | None = None
-    forwards: int = 0  # model calls: n_questions at batch 1, the number of packs when packing
-    pack_tokens: int = 0
-    max_prompts_per_forward: int = 1
 
 
 def plan_packs(lengths: Sequence[int], pack_tokens: int) -> list[tuple[int, int]]:

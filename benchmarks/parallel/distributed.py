@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .errors import BenchmarkError
+from ..errors import BenchmarkError
 
 log = logging.getLogger("benchmarks")
 

@@ -15,10 +15,10 @@ import bisect
 import statistics
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .interfaces import CLOCK_LIMITS, IDLE_PHASE, TelemetryMark, TelemetryRecord, TelemetrySample
+from ..contracts import CLOCK_LIMITS, IDLE_PHASE, TelemetryMark, TelemetryRecord, TelemetrySample
 
 if TYPE_CHECKING:
-    from .passes import PassRecord
+    from .records import PassRecord
 
 # Counter energy and integrated sampled power of the inference pass must agree this well (the GPU check).
 CROSS_CHECK_TOLERANCE = 0.05

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .errors import BenchmarkError
+from ..errors import BenchmarkError
 
 OPTIMIZED = "optimized"
 REFERENCE = "reference"

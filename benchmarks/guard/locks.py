@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from . import safe_write
-from .errors import BenchmarkError
+from ..errors import BenchmarkError
 from .safe_write import shown
 
 LOCK_NAME = ".run.lock"

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .interfaces import PeakFlops, is_lossy, validation_precision
+from ..contracts import PeakFlops, is_lossy, validation_precision
 from .metrics import Metrics
-from .passes import PassRecord
+from .records import PassRecord
 
 # With a named optimization on, the inference pass must give the plain model's prediction on at least this
 # share of questions: with real weights (rounding flips near-ties only), and with random weights, whose

@@ -22,17 +22,22 @@ from typing import Any, Callable
 
 import torch
 
-from . import distributed, faults, metrics, optimizations, provenance, scenarios, signals, verdict
-from .host_cpu import HostWait
-from .config import Config
-from .errors import BenchmarkError, one_line
-from .interfaces import Case, OptimizationContext, Vendor, is_lossy
-from .passes import HostBatch, PassRecord, plan_packs, run_pass
-from .registry import get_toolkit
-from .run_telemetry import RunTelemetry
-from .reporting import files
-from .reporting.record import UNSET, RunResult
-from .timing import Spans
+from ..parallel import distributed
+from . import faults, optimizations
+from ..measure import metrics, provenance, verdict
+from ..config import scenarios
+from ..guard import signals
+from ..measure.host_cpu import HostWait
+from ..config import Config
+from ..errors import BenchmarkError, one_line
+from ..contracts import Case, OptimizationContext, Vendor, is_lossy
+from ..measure.records import PassRecord
+from .passes import HostBatch, plan_packs, run_pass
+from ..registry import get_toolkit
+from ..measure.run_telemetry import RunTelemetry
+from ..reporting import files
+from ..reporting.record import UNSET, RunResult
+from ..measure.timing import Spans
 from .toolkits import longest_prompt, padded_call
 from .toolkits import reference_toolkit
 
@@ -378,7 +383,7 @@ class Run:
 
     def _flops_override(self) -> str | None:
         """`flops` changed by --set (a value the files did not have), described for the verdict; else None."""
-        from .flops import parse_flops
+        from ..config.flops import parse_flops
 
         cfg, config = self.req.config.run, self.req.config
         if config.sources.get("flops") != "--set":

@@ -26,10 +26,10 @@ from typing import Any, Mapping
 import yaml
 
 from . import scenarios
-from .errors import BenchmarkError, one_line, printable
+from ..errors import BenchmarkError, one_line, printable
 from .flops import parse_flops
-from .input_limits import LimitedLoader, check_int_range, load_yaml, read_bytes
-from .interfaces import PRECISIONS, is_lossy, yaml_text
+from ..guard.input_limits import LimitedLoader, check_int_range, load_yaml, read_bytes
+from ..contracts import PRECISIONS, is_lossy, yaml_text
 
 MAX_CONFIG_BYTES = 16 * 2**20  # a config file is a few kB
 

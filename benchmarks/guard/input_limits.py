@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import BenchmarkError, printable
+from ..errors import BenchmarkError, printable
 
 MAX_DEPTH = 100  # nested collections; real configs and results are < 10 deep
 MAX_NODES = 100_000  # scalars and collections after alias expansion; real configs hold a few hundred
