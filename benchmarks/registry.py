@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BenchmarkError, one_line
-from .contracts import CASE_MEMBERS, VENDOR_MEMBERS, Case, Vendor
+from .contracts import CASE_HOOKS, CASE_MEMBERS, VENDOR_HOOKS, VENDOR_MEMBERS, Case, Vendor, check_hooks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT_GROUP = "llama_bench.vendors"
@@ -74,7 +74,16 @@ def get_case(name: str) -> Case:
         )
     if getattr(case, "name", None) != name:
         raise BenchmarkError(f"case '{name}' ({where}): CASE.name is {case.name!r}; it must be the registered name")
+    _check_hooks("case", name, where, case, CASE_HOOKS)
     return case
+
+
+def _check_hooks(kind: str, name: str, where: str, plugin: Any, hooks: Any) -> None:
+    """The optional members a plug-in has must be what benchmarks.contracts.hooks declares (checked once, here)."""
+    problems = check_hooks(plugin, hooks)
+    if problems:
+        raise BenchmarkError(f"{kind} '{name}' ({where}): optional member {problems[0]}; fix it or leave it out "
+                             "(benchmarks/contracts/hooks.py declares each)")
 
 
 def case_config_root(name: str, repo_configs: Path = REPO_ROOT / "configs") -> Path:
@@ -150,6 +159,7 @@ def get_vendor(name: str) -> Vendor:
     if not (isinstance(options, type) and dataclasses.is_dataclass(options) and options.__dataclass_params__.frozen):
         raise BenchmarkError(f"vendor '{name}' ({where}): Options must be a frozen dataclass of the vendor's YAML "
                              "keys (benchmarks.config.NoOptions when it has none)")
+    _check_hooks("vendor", name, where, vendor, VENDOR_HOOKS)
     return vendor
 
 

@@ -24,10 +24,17 @@ from . import input_limits, safe_write
 from ..errors import BenchmarkError
 from .safe_write import shown  # noqa: F401  (the name callers use)
 
-# The files a run writes in its folder (reporting.files.RESULT_FILES and the stream), and the temporary names
-# an atomic write of them uses while it runs (left behind only by a kill).
-RUN_FILES = ("result.json", "result.md", "result.csv", "predictions.jsonl", "predictions.partial.jsonl",
-             "throughput_vs_length.png", "timeline.png", "telemetry.csv", "run.log")
+# The run folder's files, the one list: name -> when the run has it (benchmarks.reporting.writer writes them,
+# --overwrite removes only those a result.json recorded). The temporary names an atomic write of them uses while
+# it runs are left behind only by a kill.
+RUN_FILES: Mapping[str, str] = {
+    "result.json": "always", "result.md": "completed", "result.csv": "completed",
+    "predictions.jsonl": "after the first pass", "predictions.partial.jsonl": "while a pass runs",
+    "throughput_vs_length.png": "completed", "timeline.png": "completed, with telemetry",
+    "telemetry.csv": "completed, with telemetry", "run.log": "always (run.log.rank<N> on the other ranks)",
+}
+STREAM_FILE = "predictions.partial.jsonl"
+COMPLETED_ONLY = tuple(name for name, when in RUN_FILES.items() if when.startswith("completed"))
 _RANK_LOG = re.compile(r"run\.log\.rank\d{1,6}")
 _TEMP = re.compile(r"\.(?:" + "|".join(re.escape(n) for n in RUN_FILES) + r")\.[A-Za-z0-9_]{6,16}\.tmp")
 NAME_MAX = 255  # bytes of one path component on Linux file systems

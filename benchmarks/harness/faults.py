@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -123,3 +123,17 @@ def describe(exc: BaseException, phase: str, tokens: int | None, device: torch.d
         + (f"; torch: {torch_text}" if torch_text else "")
         + "; to fit, try: " + "; ".join(hints)
     )
+
+
+def describe_run(exc: BaseException, phases_done: Sequence[str], config: Any, limit: int | None,
+                 lengths: Sequence[int], active: Sequence[Any], device: torch.device) -> DeviceOutOfMemory:
+    """The one-line out-of-memory error of a run: where (the phase after the last one done, or the pass's own
+    question), the prompt length, the memory figures, and the settings that lower memory for this config."""
+    from . import optimizations
+
+    cfg = config.run
+    longest = max(lengths, default=None)
+    phase, longest_first = phase_of(phases_done, not cfg.no_validation, cfg.compiler)
+    hints = knobs(cfg.effective_precision, cfg.compiler, getattr(config.vendor, "pad_multiple", 0) or 0, limit,
+                  longest, optimizations.memory_hints(active), optimizations.off_without_compiler(active))
+    return describe(exc, phase, longest if longest_first else None, device, hints)

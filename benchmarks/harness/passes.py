@@ -16,7 +16,7 @@ import torch
 
 from ..measure.records import PassRecord
 from .faults import PromptOutOfMemory, is_out_of_memory
-from ..contracts import ModelFn
+from ..contracts import ModelFn, hooks
 
 log = logging.getLogger("benchmarks")
 
@@ -109,7 +109,7 @@ def run_pass(
     tokens_done = 0
     # A callable that runs untimed work inside a call (the reference toolkit's warm-up forwards) reports its
     # seconds through take_untimed_s(): subtracted from that call's core time, kept in whole.
-    take_untimed_s = getattr(fn, "take_untimed_s", None)
+    take_untimed_s = hooks.untimed_seconds(fn)
     synchronize()
     whole_start = time.perf_counter()
     with torch.inference_mode():

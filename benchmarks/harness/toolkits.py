@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..config import doc
 from ..errors import BenchmarkError
-from ..contracts import ModelFn, ToolkitReport
+from ..contracts import ModelFn, ToolkitReport, hooks
 
 log = logging.getLogger("benchmarks")
 
@@ -123,6 +123,18 @@ def padded_call(call: Sequence[int], multiple: int, longest: int) -> tuple[int, 
         return (total + extra,)
     pieces = math.ceil(extra / longest)
     return (*call, *([longest] * (pieces - 1)), extra - longest * (pieces - 1))
+
+
+def executed_flops(count: Any, pad_multiple: int, calls: Sequence[Sequence[int]]) -> tuple[float | None, float | None]:
+    """FLOPs of a pass's forwards over the real prompts (`count`: the case model's forward_flops, in its optimized
+    state; None: it cannot count), and the extra FLOPs of right-padding to `pad_multiple`: (None, None) when the
+    model cannot count them."""
+    if count is None or not calls:
+        return None, None
+    real = sum(count(call) for call in calls)
+    longest = longest_prompt(calls)
+    padded = sum(count(padded_call(call, pad_multiple, longest)) for call in calls)
+    return real, padded - real
 
 
 def warmup_shapes(calls: Sequence[Sequence[int]], pad_multiple: int, dynamic: bool | None) -> list[tuple[int, ...]]:
@@ -364,9 +376,8 @@ class ReferenceInductor(Inductor):
         self.use_cache_dir()
         self._cache_before = cache_counts()  # compiled lazily: the cache state is read after the pass
         self._graphs_at_prepare = graph_count()
-        mark = getattr(self, "mark_graph_baseline", None)  # a vendor class that counts CUDA graph recordings
-        if mark is not None:
-            mark()  # every recording of the pass counts, its lazy warm-up's included
+        hooks.mark_graph_baseline(self)  # a vendor class that counts CUDA graph recordings: every recording of the
+        # pass counts, its lazy warm-up's included
         compiled = self.wrap_compiled(torch.compile(model_fn, **self._compile_kwargs()))
         fn: ModelFn = compiled
         if self.options.pad_multiple > 1:
@@ -401,7 +412,7 @@ def reference_compiler(factories: Mapping[str, Any], configured: str) -> str:
     if configured in factories or configured == "none":
         return configured
     compiling = sorted(n for n, f in factories.items() if isinstance(f, type) and issubclass(f, Inductor))
-    declared = [n for n in compiling if getattr(factories[n], "reference_compiler", False)]
+    declared = [n for n in compiling if hooks.is_reference_compiler(factories[n])]
     chosen = declared or compiling
     if len(chosen) == 1:
         return chosen[0]

@@ -65,7 +65,8 @@ class Evidence:
     scenario: str = "optimized"
     peak_source: str | None = None  # where an overridden peak FLOP/s came from (None: the vendor's table)
     energy: Mapping[str, Any] | None = None  # metrics.energy_block(...): telemetry per phase
-    ranks: Sequence[Mapping[str, Any]] = ()  # a data-parallel run: every rank's figures (runner._rank_figures)
+    ranks: Sequence[Mapping[str, Any]] = ()  # a data-parallel run: every rank's figures (aggregate.rank_figures)
+    disagreements: Sequence[str] = ()  # what ranks that must agree did not (aggregate.disagreements)
     precision: str = "fp16"  # the run's precision (a lossy one is validated at validation_precision)
     compile_cache: str | None = None  # ToolkitReport.compile_cache's state: cold, warm, partial, none
     inference_skipped: bool = False  # no inference pass (compiler none in the reference scenario)
@@ -209,22 +210,16 @@ def flops_overridden(e: Evidence) -> Iterator[Finding]:
                      "reference's; remove --set flops")
 
 
-RANK_SAME = (("config_sha256", "config"), ("fingerprint", "weights and data fingerprint"),
-             ("device_type", "device type"), ("device_name", "device name"))
-
-
 def ranks_agree(e: Evidence) -> Iterator[Finding]:
-    """A data-parallel run measures one workload: every rank had the same config, inputs and kind of device."""
+    """A data-parallel run measures one workload: every rank had the same config, inputs and kind of device (the
+    aggregate lists what differed, benchmarks.parallel.aggregate.SAME)."""
     if not e.ranks:
         return
-    first = e.ranks[0]
-    for key, what in RANK_SAME:
-        differ = [r["rank"] for r in e.ranks if r.get(key) != first.get(key)]
-        if differ:
-            yield reason(f"ranks {differ} saw another {what} than rank {first['rank']}: {key} differs")
+    for text in e.disagreements:
+        yield reason(text)
     hosts = sorted({r["host"] for r in e.ranks})
     yield note(f"data parallel: {len(e.ranks)} ranks on {len(hosts)} host(s); system throughput = all tokens / "
-               "the slowest rank's time, MFU against the peak of all devices")
+               "the slowest rank's time, energy = all ranks' joules, MFU against the peak of all devices")
 
 
 def warm_compile_cache(e: Evidence) -> Iterator[Finding]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..errors import BenchmarkError
+from ..measure.records import PassRecord, RankRecord
 
 log = logging.getLogger("benchmarks")
 
@@ -299,6 +300,78 @@ def share(ctx: Dist, tag: str, value: Any = None) -> Any:
         return value
     _wait(ctx, lambda: ctx.store.check([key]), f"rank 0's {tag}")
     return json.loads(ctx.store.get(key))
+
+
+class PostingSink:
+    """The sink of a rank other than 0: each of run 1's pass records goes to rank 0 (a key of the store, no wait);
+    nothing else leaves the rank before its whole record at the end."""
+
+    def __init__(self, ctx: Dist) -> None:
+        self.ctx = ctx
+
+    def workload(self, samples: Sequence[Any], shard: tuple[int, int], fingerprint: Any, counts: Any) -> None:
+        pass
+
+    def stream(self, pass_name: str) -> None:
+        return None
+
+    def pass_done(self, rec: PassRecord) -> None:
+        post_pass(self.ctx, rec)
+
+    def phase_done(self, name: str, phases_s: Any) -> None:
+        pass
+
+    def times(self, phases_s: Any) -> None:
+        pass
+
+
+class GatheringSink:
+    """Rank 0's sink: its writer sees the system's pass (every rank's record of it, as the aggregate combines them,
+    benchmarks.parallel.aggregate.system_pass), so result.json and predictions.jsonl of a run that fails later hold
+    every rank's finished passes; waiting for them is where a failed peer is noticed."""
+
+    def __init__(self, ctx: Dist, writer: Any) -> None:
+        self.ctx, self.writer = ctx, writer
+
+    def workload(self, samples: Sequence[Any], shard: tuple[int, int], fingerprint: Any, counts: Any) -> None:
+        self.writer.workload(samples, (0, len(samples)), fingerprint, counts)
+
+    def stream(self, pass_name: str) -> Any:
+        return self.writer.stream(pass_name)  # rank 0's shard comes first: its indices are the workload's
+
+    def pass_done(self, rec: PassRecord) -> None:
+        from .aggregate import system_pass
+
+        post_pass(self.ctx, rec)
+        self.writer.pass_done(system_pass(posted_passes(self.ctx, rec.name)))
+
+    def phase_done(self, name: str, phases_s: Any) -> None:
+        self.writer.phase_done(name, phases_s)
+
+    def times(self, phases_s: Any) -> None:
+        self.writer.times(phases_s)
+
+
+def post_pass(ctx: Dist, rec: PassRecord) -> None:
+    ctx.store.set(f"pass/{rec.name}/{ctx.rank}", json.dumps(dataclasses.asdict(rec)))
+
+
+def posted_passes(ctx: Dist, name: str) -> list[PassRecord]:
+    """Every rank's record of run 1's pass `name`, by rank, waiting for them (a peer's end raises PeerFailed)."""
+    keys = [f"pass/{name}/{r}" for r in range(ctx.world_size)]
+    _wait(ctx, lambda: ctx.store.check(keys), f"every rank's {name} pass")
+    return [PassRecord(**record_from_json(json.loads(ctx.store.get(k)))) for k in keys]
+
+
+def gather_records(ctx: Dist, record: RankRecord) -> list[RankRecord] | None:
+    """Rank 0 gets every rank's record, by rank (its own as it is: its timeline and workload stay on it); the
+    others get None. One process: [record]."""
+    if not ctx.active:
+        return [record]
+    got = gather(ctx, "rank records", record.as_json())
+    if got is None:
+        return None
+    return [record if r["rank"] == ctx.rank else RankRecord.of_json(r) for r in got]
 
 
 def record_to_json(rec: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from ..errors import BenchmarkError, one_line
+from ..errors import BenchmarkError
 from ..guard.input_limits import LimitedLoader, parse_json, read_text
 from . import comparable, noise
 from . import gate_inputs

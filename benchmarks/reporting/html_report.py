@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import json
 import os
 import urllib.parse
 from pathlib import Path

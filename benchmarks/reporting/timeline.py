@@ -1,5 +1,5 @@
 """timeline.png and telemetry.csv of a run: throughput, power, SM clock and device memory over the run's wall
-time, phases shaded and labelled (from benchmarks.run_telemetry.Timeline).
+time, phases shaded and labelled (from benchmarks.measure.run_telemetry.Timeline).
 
 The chart never fails a run: without matplotlib, or on any plotting problem, it is skipped with a warning.
 Without telemetry (e.g. the cpu vendor) the throughput panel is still drawn and the other panels say why

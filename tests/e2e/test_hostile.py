@@ -729,7 +729,7 @@ def test_a_second_sigterm_4_ms_after_the_first_still_ends_in_130_and_one_line(tm
 
 DRIVER = """
 import atexit, os, signal, sys, time
-from benchmarks import signals
+from benchmarks.guard import signals
 signals.install()
 import benchmarks.cli as cli
 def send(times, sig=signal.SIGTERM, gap=0.004):

@@ -40,8 +40,8 @@ def test_default_folders_of_one_second_differ(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_three_runs_started_together_leave_three_complete_folders(tmp_path: Path, smoke_cache: Path) -> None:
-    # The default folder lives under the repository; the child points cli.REPO_ROOT at tmp instead.
-    code = ("import sys; from pathlib import Path; import benchmarks.cli as c; c.REPO_ROOT = Path(sys.argv[1]); "
+    # The default folder lives under the repository; the child points session.REPO_ROOT at tmp instead.
+    code = ("import sys; from pathlib import Path; import benchmarks.cli as c, benchmarks.session as s; s.REPO_ROOT = Path(sys.argv[1]); "
             "sys.exit(c.main(sys.argv[2:]))")
     cmd = [sys.executable, "-c", code, str(tmp_path), "--smoke", "--limit", "1", *FAST, "--quiet",
            "--config_dir", str(REPO_ROOT / "configs")]

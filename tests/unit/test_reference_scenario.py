@@ -224,7 +224,7 @@ def test_reference_scenario_compiles_with_the_vendors_compiling_toolkit_whatever
 
 
 def test_reference_config_takes_the_vendors_compiling_toolkit_and_says_so() -> None:
-    from benchmarks.cli import _reference_compiler
+    from benchmarks.session import _reference_compiler
 
     class AcmeCompile(Inductor):
         name = "acme_compile"

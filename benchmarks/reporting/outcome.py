@@ -1,7 +1,8 @@
 """The end of a run as the user sees it: the gate inputs checked up front, then after the run the
 reference table's row, the verdict, the gate, the history row and the list of files.
 
-The runner writes the run's own files; the CLI calls `check_gate_inputs` before and `after_run` after.
+The writer (reporting.writer) writes the run's own files; the CLI calls `check_gate_inputs` before and
+`after_run` after.
 """
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from ..errors import EXIT_OK, EXIT_REGRESSION, BenchmarkError, printable
 from . import comparable
 from . import gate as _gate
 from . import history
-from .files import RESULT_FILES, save_all
 from .markdown import TABLE_HEADER, accuracy_line, energy_line, table_row
-from .record import RunResult
+from .writer import RESULT_FILES, RunWriter
 
 
 def check_gate_inputs(baseline_path: Path | None, history_path: Path | None,
@@ -55,15 +55,16 @@ def print_table(result: Mapping[str, Any]) -> None:
         print(f"Finish Info: {result['reference_record']!r}")
 
 
-def after_run(result: RunResult, output_dir: Path, baseline: _gate.Baseline | None,
-              history_path: Path | None, history_wait_s: float | None = None) -> int:
+def after_run(writer: RunWriter, baseline: _gate.Baseline | None, history_path: Path | None,
+              history_wait_s: float | None = None) -> int:
     """Print the table, gate (when a baseline is given) and rewrite the result files, append history, print
     the rest of the summary (files, gate table). Returns the exit code: 0, or 1 on a regression."""
+    result, output_dir = writer.result, writer.output_dir
     print_table(result.as_dict())
     code = EXIT_OK
     if baseline is not None:
         result.gate = _gate.compare(result.as_dict(), baseline, past_nights(history_path))
-        save_all(output_dir, result)
+        writer.save_all()
         code = EXIT_REGRESSION if result.gate["status"] == "REGRESSION" else EXIT_OK
     data = result.as_dict()
     if history_path is not None:
