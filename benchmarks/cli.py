@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimized (default): the vendor YAML's settings and optimizations, compile and warm-up before "
                         "the timed pass. reference: the reference's semantics end to end (configurations.yaml and "
                         "parameters.yaml only, optimizations off, its model load path, lazy compile and warm-up rule "
-                        "inside the inference pass; benchmarks/scenarios.py); --set still applies")
+                        "inside the inference pass; benchmarks/config/scenarios.py); --set still applies")
     p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the timed validation and inference passes N times on the model built once and "
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     global _DIST
     _DIST = distributed.Dist()
     # SIGINT/SIGTERM are an interruption from the first line on (config loading, smoke-data generation), so
-    # that every `finally` runs: no half-made cache folder or stale lock is left behind (benchmarks.signals).
+    # that every `finally` runs: no half-made cache folder or stale lock is left behind (benchmarks.guard.signals).
     previous = signals.start()
     try:
         return _main(argv)

@@ -111,7 +111,7 @@ class Config:
     sources: Mapping[str, str]
     # optimization name -> its Options instance, for every optimization the case declares (on or off)
     optimizations: Mapping[str, Any] = field(default_factory=dict)
-    scenario: str = "optimized"  # benchmarks.scenarios: which semantics the run measures
+    scenario: str = "optimized"  # benchmarks.config.scenarios: which semantics the run measures
     replaced: Mapping[str, Any] = field(default_factory=dict)  # key -> the files' value a --set replaced
 
     def as_dict(self) -> dict[str, Any]:
@@ -308,7 +308,7 @@ def load_config(
 ) -> Config:
     """The merged config of `case` (a benchmarks.interfaces.Case) for vendor `vendor_name`.
 
-    scenario 'reference' (benchmarks.scenarios): the vendor YAML is not read, configurations.yaml's optimization
+    scenario 'reference' (benchmarks.config.scenarios): the vendor YAML is not read, configurations.yaml's optimization
     keys are dropped (every optimization at its default), and the scenario's settings take their place."""
     case_name = case.name
     case_dir = config_root / case_name

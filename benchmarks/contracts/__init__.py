@@ -18,25 +18,28 @@ entry point in the group `llama_bench.vendors`. Each vendor also needs its YAML,
 `configs/<case>/vendor_config/<name>_configurations.yaml` or, shipped with the vendor,
 `<vendor folder>/configs/<case>/<name>_configurations.yaml`.
 
-The order of calls in one run (benchmarks/cli.py, benchmarks/runner.py):
+The order of calls in one run (benchmarks/session.py, benchmarks/harness/run.py):
   registry: get_case(name) -> CASE, get_vendor(name) -> VENDOR (members checked against CASE_MEMBERS,
-            VENDOR_MEMBERS)
-  cli:      load_config(..., case, vendor.Options) -> vendor.configure(options) -> vendor.is_available()
+            VENDOR_MEMBERS, the optional ones against hooks.CASE_HOOKS, hooks.VENDOR_HOOKS)
+  session:  load_config(..., case, vendor.Options) -> vendor.configure(options) -> vendor.is_available()
             -> case.check_data(params, data_dir) (or case.smoke_data())
-  runner:   vendor.supports(precision) -> toolkit = vendor.toolkits()[compiler](options, vendor)
+            -> toolkit = vendor.toolkits()[compiler](options, vendor) (once)
             -> vendor.device_name(), vendor.environment() (result header)
+  run:      vendor.supports(precision)
             -> with vendor.memory_monitor(): case.load_workload(); case.build_model() on vendor.device();
                validation pass; each active optimization's apply(model, ...); toolkit.prepare(model, calls)
                (timed as compile); inference pass (vendor.synchronize() around every timed forward)
                (all of it inside the optional vendor.telemetry(), whose mark(phase) sees every phase)
             -> toolkit.report(), vendor.peak_flops(precision, tf32), monitor.report(), telemetry.report()
+               into the rank's record (benchmarks.measure.records.RankRecord)
 Any vendor must pass `pytest tests/contract --vendor <name>`, any case `pytest tests/contract --case <name>`;
 docs/adding_a_vendor.md and docs/adding_a_case.md are the walk-throughs.
 """
 from __future__ import annotations
 
 from .case import Case, Sample, Workload
-from .hooks import CASE_HOOKS, CASE_MEMBERS, TOOLKIT_MEMBERS, VENDOR_HOOKS, VENDOR_MEMBERS, check_hooks, protocol_members, ragged_attention_of, telemetry_of
+from .hooks import (CASE_HOOKS, CASE_MEMBERS, TOOLKIT_MEMBERS, VENDOR_HOOKS, VENDOR_MEMBERS, check_hooks,
+                    protocol_members, ragged_attention_of, telemetry_of)
 from .optimization import Optimization, OptimizationContext, yaml_text
 from .precision import PRECISIONS, VALIDATION_PRECISION, is_lossy, torch_dtype, validation_precision
 from .telemetry import CLOCK_LIMITS, IDLE_PHASE, Telemetry, TelemetryMark, TelemetryRecord, TelemetrySample

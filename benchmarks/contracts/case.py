@@ -89,7 +89,7 @@ class Case(Protocol):
         synthetic: random weights of the same architecture (speed-only runs), seeded with `seed`.
         load_path (recorded as result.json `load_path`): "direct", the case's own way (e.g. loaded straight in
         `precision`); "reference", what the reference implementation does, for the reference scenario
-        (benchmarks.scenarios), e.g. loaded in fp32, moved to the device, then cast, and its plain call (logits of
+        (benchmarks.config.scenarios), e.g. loaded in fp32, moved to the device, then cast, and its plain call (logits of
         every position, the scored row returned). The ModelFn contract holds either way.
 
         Optional methods of the model the harness uses when present: `architecture() -> dict` (its shape, for

@@ -48,7 +48,7 @@ class TelemetryMark:
 
 @dataclass(frozen=True)
 class TelemetryRecord:
-    """What a `Telemetry` recorded: raw readings only; benchmarks.energy computes every figure from them.
+    """What a `Telemetry` recorded: raw readings only; benchmarks.measure.energy computes every figure from them.
 
     source: how it was read, e.g. "nvml". samples: in time order. marks: in time order, the first one
     IDLE_PHASE (from `__enter__`). interval_s: the sampling interval. start_monotonic: `time.monotonic()`

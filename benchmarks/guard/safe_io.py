@@ -149,7 +149,7 @@ def _check_run_names(folder: Path) -> None:
 
 def claim_output_dir(folder: Path, overwrite: bool) -> list[Path]:
     """Refuse a folder holding a run (BenchmarkError), or with `overwrite` delete that run's files. The
-    caller holds the folder's lock (benchmarks.locks), so no other run writes there meanwhile. Returns
+    caller holds the folder's lock (benchmarks.guard.locks), so no other run writes there meanwhile. Returns
     what was removed."""
     _check_run_names(folder)
     old, unrecorded = run_files(folder)

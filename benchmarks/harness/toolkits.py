@@ -327,7 +327,7 @@ class ReferenceWarmup(torch.nn.Module):
     """The reference toolkit adapter's call (FlagPerf inference_engine/<vendor>/inductor.py): on each of its first
     `calls` calls, first `forwards` extra forwards on the same input, synchronized and timed; then the forward
     whose logits are returned. The timed pass subtracts the extra forwards' time from the call's core time only
-    (`take_untimed_s`, read by benchmarks.passes.run_pass after each call), so it stays in the pass's whole time.
+    (`take_untimed_s`, read by benchmarks.harness.passes.run_pass after each call), so it stays in the pass's whole time.
     The first call compiles (torch.compile is lazy): compile time is inside the pass as well."""
 
     def __init__(self, fn: ModelFn, synchronize: Any, calls: int, forwards: int):
@@ -369,8 +369,8 @@ class ReferenceInductor(Inductor):
     vendor's inductor class by `reference_toolkit`, which keeps that class's `wrap_compiled` (e.g. the CUDA
     graph step marks)."""
 
-    warmup_calls = 10  # benchmarks.scenarios.REFERENCE_WARMUP_CALLS
-    warmup_forwards = 10  # benchmarks.scenarios.REFERENCE_WARMUP_FORWARDS
+    warmup_calls = 10  # benchmarks.config.scenarios.REFERENCE_WARMUP_CALLS
+    warmup_forwards = 10  # benchmarks.config.scenarios.REFERENCE_WARMUP_FORWARDS
 
     def prepare(self, model_fn: ModelFn, warmup_calls: Sequence[Sequence[int]]) -> ModelFn:
         self.use_cache_dir()

@@ -1,6 +1,6 @@
 """What a run's numbers depend on besides the data and the model's shape: the tokenizer and the model config
 fields that change the arithmetic. Each gets a fingerprint (result.json `fingerprint`, compared by
-`benchmarks.provenance.same_measurement`) and is checked against Llama-2-7B's (a verdict reason each).
+`benchmarks.measure.provenance.same_measurement`) and is checked against Llama-2-7B's (a verdict reason each).
 
 * tokenizer: sha256 of its vocabulary (every id and its token) and of the ids it gives a fixed probe text.
   Another tokenizer with twice the tokens, or the same one with the ids of "A" and "B" swapped (which moves

@@ -1,5 +1,5 @@
 """Energy figures of a run, computed from a vendor's raw `TelemetryRecord` (the energy part of
-benchmarks.metrics, which re-exports `energy_block` and `energy_metrics`; nothing here reads a device).
+benchmarks.measure.metrics, which re-exports `energy_block` and `energy_metrics`; nothing here reads a device).
 
 A phase's energy is the device's energy counter's delta between the phase's marks (its readings in
 between are chained, so a counter that wraps, even several times, is followed; a step that would mean more

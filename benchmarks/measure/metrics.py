@@ -5,7 +5,7 @@ Besides the headline `Metrics`: the accuracy detail (per subject and category, t
 `acc`, argmax over the whole vocabulary equals the label, the reference rule; `choice_acc`, argmax over
 only the answer-choice ids, the hendrycks / lm-eval rule; groups are micro averages), core throughput per
 prompt-length bin, the figures of packed forwards, and the spread of `--repeat` runs. The energy figures
-(joules per phase, tokens per joule, power) are computed in benchmarks.energy, re-exported here.
+(joules per phase, tokens per joule, power) are computed in benchmarks.measure.energy, re-exported here.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def compute(
 ) -> Metrics:
     """executed_flops: FLOPs of the inference pass's forwards over the real prompts (the case model's
     forward_flops), padding_flops: the extra FLOPs of the toolkit's padding; None when the model cannot tell.
-    prepare_in_whole: p_infer_whole counts `compile_s` (benchmarks.scenarios.prepare_in_whole).
+    prepare_in_whole: p_infer_whole counts `compile_s` (benchmarks.config.scenarios.prepare_in_whole).
     nominal_unfit: why `flops_per_token` does not describe this run's model (then mfu is null, with it)."""
     p_infer_core = throughput(infer.tokens, infer.core_s) if infer else None
     if p_infer_core is None:

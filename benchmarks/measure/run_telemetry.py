@@ -4,7 +4,7 @@
 the idle baseline), forwards every phase boundary of the run's `Spans` to `Telemetry.mark` (so phase names
 stay the one list of span names), and records, on the same monotonic clock, the phases' intervals and each
 forward's end with the tokens done (for throughput over time on timeline.png). Measurement only: the
-figures are computed in benchmarks.energy; a telemetry that fails never fails the run (it is then reported
+figures are computed in benchmarks.measure.energy; a telemetry that fails never fails the run (it is then reported
 as unavailable, with the reason).
 """
 from __future__ import annotations

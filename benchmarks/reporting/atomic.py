@@ -1,5 +1,5 @@
 """The result files' writes, by name, so that a test can make one kind fail: each goes through
-benchmarks.safe_write (atomic, never through a symlink, only onto a regular file). JSON gets null for
+benchmarks.guard.safe_write (atomic, never through a symlink, only onto a regular file). JSON gets null for
 NaN/inf, so every reader can parse it.
 """
 from __future__ import annotations

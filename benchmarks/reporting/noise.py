@@ -8,7 +8,7 @@ number.
 1. A night's *figure*. Each run's value (run 1's as recorded; --repeat's runs 2..N; a whole throughput as
    tokens / (that run's pass time + run 1's one-time warm-up and compile); MFU as run 1's scaled by each run's
    p_infer_core) is corrected for the host's load during that run: x / (1 - c), c the share of runnable time
-   the pass's threads waited for a CPU (benchmarks.host_cpu; 0 where not recorded): the throughput the run
+   the pass's threads waited for a CPU (benchmarks.measure.host_cpu; 0 where not recorded): the throughput the run
    would have had on an idle host. The figure is the median over the runs when both sides ran --repeat (one
    disturbed run moves it little), else run 1's; a --history row keeps it (`<metric>_figure`).
 2. The reference and the noise sigma (relative):

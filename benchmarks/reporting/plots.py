@@ -107,7 +107,7 @@ def workload_series(r: Mapping[str, Any]) -> str:
 
 
 def _save(fig: Any, path: Path) -> None:
-    """The PNG drawn in memory, then written like every file (benchmarks.safe_write: atomic, no symlink)."""
+    """The PNG drawn in memory, then written like every file (benchmarks.guard.safe_write: atomic, no symlink)."""
     import io
 
     from .atomic import atomic_write_bytes

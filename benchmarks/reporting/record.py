@@ -1,5 +1,5 @@
 """The result record of one run: a typed dataclass that the runner fills phase by phase and that is
-serialized in one place (`as_dict`, written by benchmarks.reporting.files). docs/results_schema.md
+serialized in one place (`as_dict`, written by benchmarks.reporting.writer). docs/results_schema.md
 documents every field. Fields that a run has not reached yet are left out of result.json (UNSET), so a
 partial result shows exactly the phases it finished.
 """
@@ -44,7 +44,7 @@ class RunResult:
     config_sha256: str
     schema_version: int = SCHEMA_VERSION
     status: str = "running"  # running, completed, failed, interrupted
-    scenario: str = "optimized"  # benchmarks.scenarios
+    scenario: str = "optimized"  # benchmarks.config.scenarios
     load_path: str = "direct"  # Case.build_model's load_path
     world_size: int = 1  # processes (devices) of a data-parallel run; 1: one process, no process group
     distributed: dict[str, Any] = UNSET  # world_size > 1: backend, hosts, sharding; per-rank figures when completed
@@ -69,12 +69,12 @@ class RunResult:
     verdict: dict[str, Any] = UNSET
     accuracy: dict[str, Any] = UNSET
     throughput_by_length: dict[str, Any] = UNSET
-    energy: dict[str, Any] = UNSET  # benchmarks.energy.energy_block: {"available": false, "reason"} without telemetry
-    host_cpu_wait: dict[str, Any] = UNSET  # benchmarks.host_cpu: per pass, how long the host's load kept a CPU away
+    energy: dict[str, Any] = UNSET  # benchmarks.measure.energy.energy_block: {"available": false, "reason"} without telemetry
+    host_cpu_wait: dict[str, Any] = UNSET  # benchmarks.measure.host_cpu: per pass, how long the host's load kept a CPU away
     reference_record: dict[str, Any] = UNSET  # the reference's final record (metrics.reference_record)
     gate: dict[str, Any] = UNSET  # --baseline
     error: str = UNSET  # failed or interrupted: "Type: message"
-    files: list[str] = UNSET  # the run's files in its folder (what --overwrite later removes: benchmarks.safe_io)
+    files: list[str] = UNSET  # the run's files in its folder (what --overwrite later removes: benchmarks.guard.safe_io)
 
     # The order of result.json: the header as documented, then the rest as the run reaches it.
     _HEADER = ("schema_version", "run_id", "status", "case", "scenario", "load_path", "vendor", "toolkit", "precision", "tf32", "batch_size",

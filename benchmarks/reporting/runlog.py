@@ -15,7 +15,7 @@ _library_saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
 
 
 class _RunLog(logging.FileHandler):
-    """run.log through benchmarks.safe_write: appended, never through a symlink, only a regular file."""
+    """run.log through benchmarks.guard.safe_write: appended, never through a symlink, only a regular file."""
 
     def _open(self) -> Any:
         from ..guard.safe_write import open_log

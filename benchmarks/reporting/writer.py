@@ -154,7 +154,7 @@ class RunWriter:
 
 def _record_files(output_dir: Path, result: RunResult, *writing: str) -> None:
     """result.json's `files`: the run's files in its folder (those there now and those about to be written), so
-    that --overwrite later removes exactly these and nothing of the user's (benchmarks.safe_io)."""
+    that --overwrite later removes exactly these and nothing of the user's (benchmarks.guard.safe_io)."""
     result.files = sorted({"result.json", "run.log", *safe_io.files_present(output_dir), *writing})
 
 
@@ -175,7 +175,7 @@ def _save_all(output_dir: Path, result: RunResult) -> None:
 
 
 def _write_run_files(output_dir: Path, result: RunResult, timeline: Any = None) -> None:
-    """save_all, then throughput_vs_length.png, and with the run's `timeline` (benchmarks.run_telemetry)
+    """save_all, then throughput_vs_length.png, and with the run's `timeline` (benchmarks.measure.run_telemetry)
     timeline.png and telemetry.csv (charts are skipped with a warning if they cannot be drawn)."""
     _save_all(output_dir, result)
     data = result.throughput_by_length

@@ -6,7 +6,7 @@ Per phase mark (called by the harness after synchronizing the device) it reads t
 delta, not integrated power. A background thread samples, every `interval_s`: power
 (`nvmlDeviceGetPowerUsage`), the energy counter, SM and memory clocks, temperature, memory in use, and the
 current clock-limit reasons (`nvmlDeviceGetCurrentClocksEventReasons`, older drivers
-`...ThrottleReasons`). It records raw readings only; benchmarks.energy computes every figure.
+`...ThrottleReasons`). It records raw readings only; benchmarks.measure.energy computes every figure.
 
 Failures never end the run: a reading that fails is switched off for the rest of the run and the error is
 kept in the record; a device without the energy counter (pre-Volta, some vGPU setups) is recorded with the
