@@ -216,7 +216,7 @@ def test_two_processes_equal_one(smoke_cache: Path) -> None:
 
 @pytest.mark.slow
 def test_documented_distributed_fields(smoke_cache: Path) -> None:
-    from test_results_schema import SCHEMA_DOC, check_type, values_at
+    from results_support import SCHEMA_DOC, check_type, values_at
 
     proc, out, _ = two_process_run(smoke_cache)
     assert proc.returncode == 0, proc.stderr
