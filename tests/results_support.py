@@ -7,17 +7,13 @@ run B: the same with --baseline <YAML expecting p_infer_core 1e9>  (exit 1: regr
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
-import io
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from fault_helpers import CliRun, cli
 
 SMOKE_ARGS = ["--smoke", "--limit", "2", "--set", "few_shots=0"]  # 114 short prompts: ~2 s per run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -28,8 +24,6 @@ metrics:
   mem_used_gib: {value: 1000.0}
 """
 
-
-from fault_helpers import CliRun, cli  # noqa: E402,F401  (one CLI runner for all tests)
 
 def run_smoke(cache: Path, output_dir: Path, *extra: str) -> CliRun:
     # --overwrite: with $LLAMA_BENCH_CACHE set, results_runs/ outlives the session and holds the last session's runs

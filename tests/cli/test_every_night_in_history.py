@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from benchmarks.reporting import history, html_report, plots
-from results_support import cli, run_smoke
+from fault_helpers import cli
+from results_support import run_smoke
 
 
 def _completed(when: str, p: float, **top: Any) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from benchmarks.reporting import history, html_report, plots
-from results_support import PNG_MAGIC, cli
+from fault_helpers import cli
+from results_support import PNG_MAGIC
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
