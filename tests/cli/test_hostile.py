@@ -28,13 +28,13 @@ import pytest
 
 from fault_helpers import (  # noqa: E402
     REPO_ROOT,
+    TEST_VENDORS,
     WEIGHTS,
     CliRun,
     assert_clean_exit,
     assert_usage_error,
     cli,
     run_cli,
-    write_faulty_vendor,
 )
 from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
@@ -687,14 +687,12 @@ def test_sigterm_during_startup_and_imports_is_never_lost(tmp_path: Path, smoke_
 def _slow_run(tmp_path: Path, smoke_cache: Path, smoke_data_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     """A real run whose toolkit 'compiles' (sleeps) for minutes after the validation pass, and its folder once
     that phase is reached."""
-    faulty = tmp_path / "faulty"
-    write_faulty_vendor(faulty / "vendors", faulty / "configs")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_benchmark.py"), "--vendor", "faulty",
-                             "--config_dir", str(faulty / "configs"), "--data_dir", str(smoke_data_dir),
+                             "--data_dir", str(smoke_data_dir),
                              "--output_dir", str(out), "--limit", "1", *FAST, "--quiet", "--set", "compiler=slow",
                              *extra], cwd=REPO_ROOT,
-                            env=_env(smoke_cache, LLAMA_BENCH_VENDOR_PATH=str(faulty / "vendors"),
+                            env=_env(smoke_cache, LLAMA_BENCH_VENDOR_PATH=str(TEST_VENDORS),
                                      FAULTY_SLEEP_S="300"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

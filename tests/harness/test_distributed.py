@@ -21,50 +21,11 @@ import pytest
 from benchmarks.parallel import distributed
 from benchmarks.measure import metrics, verdict
 from benchmarks.contracts import PeakFlops
-from fault_helpers import assert_usage_error, cli, CliRun
+from fault_helpers import TEST_VENDORS, assert_usage_error, cli, CliRun
 from results_support import SMOKE_ARGS, doc_tables, shared_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(REPO_ROOT / "run_benchmark.py")
-
-RANK_FAULT_VENDOR = '''"""Test vendor: the cpu vendor plus a toolkit that fails or dies on one rank in the inference pass."""
-import os
-import signal
-
-from benchmarks.toolkits import TOOLKITS, Eager
-from vendors.cpu import CpuVendor
-
-
-class RankFault(Eager):
-    name = "rank_fault"
-
-    def prepare(self, model_fn, warmup_calls):
-        rank, after = int(os.environ["FAULT_RANK"]), int(os.environ["FAULT_AFTER"])
-        calls = [0]
-
-        def fn(ids, last):
-            calls[0] += 1
-            if int(os.environ.get("RANK", "0")) == rank and calls[0] > after:
-                if os.environ["FAULT_MODE"] == "kill":
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if os.environ["FAULT_MODE"] == "sleep":
-                    import time
-                    time.sleep(600)
-                raise RuntimeError(f"injected fault on rank {rank} at forward {calls[0]}")
-            return model_fn(ids, last)
-
-        return fn
-
-
-class RankFaultVendor(CpuVendor):
-    name = "rankfault"
-
-    def toolkits(self):
-        return {**TOOLKITS, "rank_fault": RankFault}
-
-
-VENDOR = RankFaultVendor()
-'''
 
 
 # ------------------------------------------------------------------------------------------------- unit
@@ -232,14 +193,8 @@ def test_documented_distributed_fields(smoke_cache: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def rankfault(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rankfault")
-    home = root / "rankfault"
-    (home / "configs" / "llama2_7b_mmlu").mkdir(parents=True)
-    (home / "__init__.py").write_text(RANK_FAULT_VENDOR, encoding="utf-8")
-    shutil.copy(REPO_ROOT / "configs" / "llama2_7b_mmlu" / "vendor_config" / "cpu_configurations.yaml",
-                home / "configs" / "llama2_7b_mmlu" / "rankfault_configurations.yaml")
-    return root
+def rankfault() -> Path:
+    return TEST_VENDORS  # the test vendor tests/vendors/rankfault
 
 
 def _faulty_cmd(out: Path, *extra: str) -> list[str]:
