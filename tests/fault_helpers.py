@@ -1,6 +1,7 @@
 """Shared by the tests that run the CLI: the one in-process CLI runner (`cli`, and `run_cli` on it) with its
 one-line verdict checked, copies of the smoke data to corrupt, and the folder of the test vendors
-(tests/vendors: `faulty`, whose toolkits fail on purpose, `rankfault`, `fakenvml`, `slowdown`).
+(tests/vendors: `faulty`, whose toolkits fail on purpose, `rankfault`, `fakenvml`, `slowdown`), and the one
+wait-for-a-phase-then-signal for real processes (`signal_at_phase`).
 
 The smoke data_dir comes from conftest.py's session fixture `smoke_data_dir` (generated once); a test copies
 the part it corrupts (the MMLU CSVs, or the weights folder) and links the rest.
@@ -12,6 +13,9 @@ import io
 import json
 import logging
 import shutil
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -111,6 +115,49 @@ def assert_clean_exit(run: CliRun, code: int, prefix: str, *needles: str) -> str
 
 def assert_usage_error(run: CliRun, *needles: str) -> str:
     return assert_clean_exit(run, 2, "error: ", *needles)
+
+
+# ------------------------------------------------------------------------------------- real processes
+
+
+def wait_for_phase(proc: subprocess.Popen, result_json: Path, phase: str, timeout_s: float = 120.0) -> Path:
+    """Until the run's result.json lists `phase` in `phases_done`; fails when the process ends or `timeout_s`
+    passes first. `result_json` may hold a glob (`runs/*/result.json`: a run folder not named in advance).
+    Returns the result.json that shows the phase."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        pattern = str(result_json.relative_to(result_json.anchor))
+        for path in (sorted(Path(result_json.anchor).glob(pattern)) if "*" in pattern else [result_json]):
+            try:
+                if phase in json.loads(path.read_text(encoding="utf-8")).get("phases_done", []):
+                    return path
+            except (OSError, ValueError):  # not written yet, or replaced while read
+                pass
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.fail(f"the process ended (exit {proc.returncode}) before phase {phase!r}: {proc.communicate()}")
+    pytest.fail(f"phase {phase!r} not in {result_json} after {timeout_s:g} s")
+
+
+def signal_at_phase(proc: subprocess.Popen, result_json: Path, phase: str, sig: int = signal.SIGTERM,
+                    settle_s: float = 0.0, again_after_s: float | None = None,
+                    timeout_s: float = 120.0) -> tuple[str, str]:
+    """The one wait-for-a-phase-then-signal of the tests: wait until `phase` is done (wait_for_phase), `settle_s`
+    more, send `sig` (a second time `again_after_s` later when given) and return the process's (stdout, stderr).
+    A process still alive after `timeout_s` (or when a check fails) is killed."""
+    try:
+        wait_for_phase(proc, result_json, phase, timeout_s)
+        time.sleep(settle_s)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(sig)
+        if again_after_s is not None:
+            time.sleep(again_after_s)
+            proc.send_signal(sig)
+        return proc.communicate(timeout=timeout_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 # ----------------------------------------------------------------------------------------------- data

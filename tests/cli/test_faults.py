@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -25,6 +24,7 @@ from fault_helpers import (  # noqa: E402
     one_torch_thread,
     TEST_VENDORS,
     run_cli,
+    signal_at_phase,
 )
 
 from benchmarks.reporting import atomic as results  # noqa: E402
@@ -183,22 +183,7 @@ def test_sigterm_keeps_a_partial_result(tmp_path: Path, smoke_data_dir: Path, sm
            "--data_dir", str(smoke_data_dir), "--output_dir", str(out), "--limit", "1", "--quiet",
            "--set", "compiler=slow"]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if "validation" in json.loads((out / "result.json").read_text()).get("phases_done", []):
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _, stderr = signal_at_phase(proc, out / "result.json", "validation")
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines() == [f"interrupted: signal {signal.SIGTERM.value}; status interrupted "
                                            f"recorded in {out / 'result.json'}"]

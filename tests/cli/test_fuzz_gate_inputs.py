@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest  # noqa: E402

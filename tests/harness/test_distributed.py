@@ -21,7 +21,7 @@ import pytest
 from benchmarks.parallel import distributed
 from benchmarks.measure import metrics, verdict
 from benchmarks.contracts import PeakFlops
-from fault_helpers import TEST_VENDORS, assert_usage_error, cli, CliRun
+from fault_helpers import TEST_VENDORS, assert_usage_error, cli, CliRun, signal_at_phase
 from results_support import SMOKE_ARGS, doc_tables, shared_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -253,23 +253,8 @@ def test_ctrl_c_on_the_launcher_stops_every_rank(tmp_path: Path, smoke_cache: Pa
                FAULT_MODE="sleep")
     proc = subprocess.Popen(_faulty_cmd(out), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if "compile" in json.loads((out / "result.json").read_text()).get("phases_done", []):
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        time.sleep(1.0)  # rank 1 is asleep in its pass, rank 0 done with its own
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # 1 s after the compile: rank 1 is asleep in its pass, rank 0 done with its own
+    _, stderr = signal_at_phase(proc, out / "result.json", "compile", signal.SIGINT, settle_s=1.0, timeout_s=90)
     assert proc.returncode == 130, stderr
     r = json.loads((out / "result.json").read_text())
     assert r["status"] == "interrupted", r.get("error")
