@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +172,10 @@ NIGHTLY = Path(__file__).resolve().parents[2] / "tools" / "nightly.sh"
 def _nightly_env(smoke_cache: Path, **extra: str) -> dict[str, str]:
     import os
 
+    # NIGHTLY_PYTHON: the interpreter running the tests (a virtualenv's has the requirements; `python3` may not)
     return {**os.environ, "LLAMA_BENCH_CACHE": str(smoke_cache), "NIGHTLY_SMOKE": "1", "NIGHTLY_VENDOR": "cpu",
-            "NIGHTLY_REPEAT": "1", "NIGHTLY_ARGS": "--limit 1 --set few_shots=0", **extra}
+            "NIGHTLY_REPEAT": "1", "NIGHTLY_ARGS": "--limit 1 --set few_shots=0", "NIGHTLY_PYTHON": sys.executable,
+            **extra}
 
 
 @pytest.mark.slow
@@ -183,7 +186,7 @@ def test_nightly_script_runs_gates_records_and_reports(smoke_cache: Path, tmp_pa
     repo = Path(__file__).resolve().parents[2]
     first = tmp_path / "first"
     env = _nightly_env(smoke_cache, NIGHTLY_HOME="nightly")
-    seed = subprocess.run(["python3", "run_benchmark.py", "--smoke", "--limit", "1", "--set", "few_shots=0", "--quiet",
+    seed = subprocess.run([sys.executable, "run_benchmark.py", "--smoke", "--limit", "1", "--set", "few_shots=0", "--quiet",
                            "--output_dir", str(first)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert seed.returncode == 0, seed.stderr
     # baselines named relative to the caller's folder (tmp_path), as NIGHTLY_HOME is
