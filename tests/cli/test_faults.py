@@ -149,7 +149,6 @@ def test_toolkit_failure_fails_the_run_without_fallback(tmp_path: Path, smoke_da
     assert "Traceback" in (tmp_path / "out" / "run.log").read_text()
 
 
-@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_toolkit_failure_falls_back_when_allowed(tmp_path: Path, smoke_data_dir: Path) -> None:
     run = run_faulty(smoke_data_dir, tmp_path / "out", "--set", "compiler=broken",
                      "--set", "allow_compile_fallback=true")

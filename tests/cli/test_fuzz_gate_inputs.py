@@ -58,7 +58,6 @@ def _mutate(rng: random.Random, data: bytes) -> tuple[str, bytes]:
         return name, data
 
 
-@pytest.mark.slow
 def test_fuzz_baselines(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     result = tmp_path / "result.json"
