@@ -26,17 +26,9 @@ os.environ["LLAMA_BENCH_CASE_PATH"] = os.pathsep.join(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: compiles with inductor or runs longer than ~5 s; the fast tier is "
-                                       "`python -m pytest -q -m \"not slow\" tests`")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than ~5 s (real subprocess runs, smoke-data generation)")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than ~5 s (full CLI runs, a browser); "
-                                       "`-m \"not slow\"` is the fast tier")
+    config.addinivalue_line("markers", "slow: takes more than ~1 s (inductor compiles, real processes, the real MMLU "
+                                       "data, a headless browser), or is one of the ~190 cases of the hostile-input "
+                                       "suite; the fast tier is `python3 -m pytest -q -m \"not slow\" tests`")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

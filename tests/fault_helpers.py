@@ -1,5 +1,7 @@
-"""Shared by test_bad_input.py, test_faults.py and test_fuzz.py: copies of the smoke data to corrupt, a test
-vendor whose toolkits fail on purpose, and the real CLI run in-process with its one-line verdict checked.
+"""Shared by the tests that run the CLI: the one in-process CLI runner (`cli`, and `run_cli` on it) with its
+one-line verdict checked, copies of the smoke data to corrupt, and the folder of the test vendors
+(tests/vendors: `faulty`, whose toolkits fail on purpose, `rankfault`, `fakenvml`, `slowdown`), and the one
+wait-for-a-phase-then-signal for real processes (`signal_at_phase`).
 
 The smoke data_dir comes from conftest.py's session fixture `smoke_data_dir` (generated once); a test copies
 the part it corrupts (the MMLU CSVs, or the weights folder) and links the rest.
@@ -11,6 +13,9 @@ import io
 import json
 import logging
 import shutil
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -112,6 +117,49 @@ def assert_usage_error(run: CliRun, *needles: str) -> str:
     return assert_clean_exit(run, 2, "error: ", *needles)
 
 
+# ------------------------------------------------------------------------------------- real processes
+
+
+def wait_for_phase(proc: subprocess.Popen, result_json: Path, phase: str, timeout_s: float = 120.0) -> Path:
+    """Until the run's result.json lists `phase` in `phases_done`; fails when the process ends or `timeout_s`
+    passes first. `result_json` may hold a glob (`runs/*/result.json`: a run folder not named in advance).
+    Returns the result.json that shows the phase."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        pattern = str(result_json.relative_to(result_json.anchor))
+        for path in (sorted(Path(result_json.anchor).glob(pattern)) if "*" in pattern else [result_json]):
+            try:
+                if phase in json.loads(path.read_text(encoding="utf-8")).get("phases_done", []):
+                    return path
+            except (OSError, ValueError):  # not written yet, or replaced while read
+                pass
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.fail(f"the process ended (exit {proc.returncode}) before phase {phase!r}: {proc.communicate()}")
+    pytest.fail(f"phase {phase!r} not in {result_json} after {timeout_s:g} s")
+
+
+def signal_at_phase(proc: subprocess.Popen, result_json: Path, phase: str, sig: int = signal.SIGTERM,
+                    settle_s: float = 0.0, again_after_s: float | None = None,
+                    timeout_s: float = 120.0) -> tuple[str, str]:
+    """The one wait-for-a-phase-then-signal of the tests: wait until `phase` is done (wait_for_phase), `settle_s`
+    more, send `sig` (a second time `again_after_s` later when given) and return the process's (stdout, stderr).
+    A process still alive after `timeout_s` (or when a check fails) is killed."""
+    try:
+        wait_for_phase(proc, result_json, phase, timeout_s)
+        time.sleep(settle_s)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(sig)
+        if again_after_s is not None:
+            time.sleep(again_after_s)
+            proc.send_signal(sig)
+        return proc.communicate(timeout=timeout_s)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 # ----------------------------------------------------------------------------------------------- data
 
 
@@ -136,80 +184,11 @@ def copy_configs(dst: Path) -> Path:
     return dst / CASE
 
 
-# --------------------------------------------------------------------------------------- faulty vendor
+# ------------------------------------------------------------------------------------------ test vendors
 
-FAULTY_VENDOR = '''"""Test vendor: the cpu vendor plus toolkits that fail on purpose (from tests/fault_helpers.py)."""
-import os
-import time
-
-import torch
-
-from benchmarks.toolkits import TOOLKITS, Eager
-from vendors.cpu import CpuVendor
-
-OOM_TEXT = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.11 GiB of which "
-            "1.05 GiB is free. If reserved but unallocated memory is large try setting "
-            "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.")
-
-
-class Broken(Eager):
-    name = "broken"
-
-    def prepare(self, model_fn, warmup_calls):
-        raise RuntimeError("simulated compiler crash")
-
-
-class Slow(Eager):
-    name = "slow"
-
-    def prepare(self, model_fn, warmup_calls):
-        time.sleep(float(os.environ.get("FAULTY_SLEEP_S", "120")))
-        return model_fn
-
-
-class Interrupt(Eager):
-    name = "interrupt"
-
-    def prepare(self, model_fn, warmup_calls):
-        raise KeyboardInterrupt
-
-
-class OomLong(Eager):
-    """Raises torch.OutOfMemoryError for prompts longer than $FAULTY_OOM_TOKENS."""
-
-    name = "oom_long"
-
-    def prepare(self, model_fn, warmup_calls):
-        limit = int(os.environ.get("FAULTY_OOM_TOKENS", "0"))
-
-        def fn(ids, last):
-            if ids.shape[1] > limit:
-                raise torch.OutOfMemoryError(OOM_TEXT)
-            return model_fn(ids, last)
-
-        return fn
-
-
-class FaultyVendor(CpuVendor):
-    name = "faulty"
-
-    def toolkits(self):
-        return {**TOOLKITS, "broken": Broken, "slow": Slow, "interrupt": Interrupt, "oom_long": OomLong}
-
-
-VENDOR = FaultyVendor()
-'''
-
-
-def write_faulty_vendor(vendor_root: Path, config_root: Path) -> None:
-    """`vendor_root/faulty/` (put vendor_root on $LLAMA_BENCH_VENDOR_PATH) and its YAML in `config_root`."""
-    (vendor_root / "faulty").mkdir(parents=True)
-    (vendor_root / "faulty" / "__init__.py").write_text(FAULTY_VENDOR, encoding="utf-8")
-    case_dir = config_root / CASE
-    if not case_dir.exists():
-        copy_configs(config_root)
-    shutil.copy(case_dir / "vendor_config" / "cpu_configurations.yaml",
-                case_dir / "vendor_config" / "faulty_configurations.yaml")
+# The test-only vendors, one folder each (faulty: toolkits that fail on purpose; rankfault: one rank of a
+# data-parallel run fails; fakenvml; slowdown); a test puts this folder on $LLAMA_BENCH_VENDOR_PATH.
+TEST_VENDORS = Path(__file__).resolve().parent / "vendors"
 
 
 def first_longer(predictions: Sequence[dict[str, Any]], tokens: int) -> tuple[int, int]:

@@ -1,21 +1,19 @@
-"""Shared by test_results_schema.py, test_gate.py and test_history_plot.py: two real smoke runs of the CLI,
-made once per test session (in-process, `benchmarks.cli.main`), sharing one --history file.
+"""Shared by the tests of results (schema, gate, history, energy, packing, data parallel): two real smoke runs of
+the CLI, made once per test session (in-process, `benchmarks.cli.main`), sharing one --history file; and the
+documented result.json fields (docs/results_schema.md's tables, `values_at`, `check_type`).
 
 run A: --smoke --limit 2 --set few_shots=0 --history H            (exit 0)
 run B: the same with --baseline <YAML expecting p_infer_core 1e9>  (exit 1: regression)
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
-import io
-import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import pytest
-
+from fault_helpers import CliRun, cli
 
 SMOKE_ARGS = ["--smoke", "--limit", "2", "--set", "few_shots=0"]  # 114 short prompts: ~2 s per run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,8 +24,6 @@ metrics:
   mem_used_gib: {value: 1000.0}
 """
 
-
-from fault_helpers import CliRun, cli  # noqa: E402,F401  (one CLI runner for all tests)
 
 def run_smoke(cache: Path, output_dir: Path, *extra: str) -> CliRun:
     # --overwrite: with $LLAMA_BENCH_CACHE set, results_runs/ outlives the session and holds the last session's runs
@@ -93,6 +89,35 @@ def doc_tables(path: Path, first_column: str) -> list[dict[str, str]]:
         elif header and not set(line) <= set("|-: "):
             rows.append({h: c.strip("`") for h, c in zip(header, cells)})
     return rows
+
+
+SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "results_schema.md"
+JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+              "object": (dict,), "array": (list,), "null": (type(None),)}
+
+
+def values_at(data: Any, path: str) -> list[Any]:
+    """The values at a dotted path; `*` takes every value/item. A missing key fails with the path."""
+    found = [data]
+    for part in path.split("."):
+        nxt = []
+        for obj in found:
+            if part == "*":  # every value of an object, every item of an array
+                assert isinstance(obj, (dict, list)) and obj, f"{path}: no object or array (or empty) at '*'"
+                nxt.extend(obj.values() if isinstance(obj, dict) else obj)
+                continue
+            assert isinstance(obj, dict), f"{path}: {part!r} is under a non-object"
+            assert part in obj, f"documented field {path} missing (no key {part!r})"
+            nxt.append(obj[part])
+        found = nxt
+    return found
+
+
+def check_type(path: str, value: Any, type_text: str) -> None:
+    names = [t.strip() for t in type_text.split(" or ")]
+    allowed = tuple(t for n in names for t in JSON_TYPES[n])
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and "boolean" not in names)
+    assert ok, f"{path}: {value!r} is not {type_text}"
 
 
 VENDORS = Path(__file__).resolve().parent / "vendors"

@@ -1,4 +1,4 @@
-"""The one way this project writes, appends to, locks or removes a file (tests/unit/test_one_write_path.py
+"""The one way this project writes, appends to, locks or removes a file (tests/harness/test_one_write_path.py
 fails on any other write in benchmarks/ or vendors/).
 
 * Never through a symlink: a new file is made under a fresh temporary name in the target's folder with

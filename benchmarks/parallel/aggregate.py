@@ -1,5 +1,5 @@
 """The system's record of a data-parallel run from every rank's: one stated rule per figure (RULES, the table in
-docs/multi_gpu.md), each tested on made-up records (tests/unit/test_aggregate.py). `aggregate` of one record is
+docs/multi_gpu.md), each tested on made-up records (tests/harness/test_aggregate.py). `aggregate` of one record is
 that record: a single-process run is rank 0 of 1 and goes through the same summary.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from ..contracts import MemoryReport, PeakFlops
 from ..measure.records import PassRecord, RankRecord
 
-# figure -> the rule, as docs/multi_gpu.md states it (and tests/unit/test_aggregate.py checks, one test each)
+# figure -> the rule, as docs/multi_gpu.md states it (and tests/harness/test_aggregate.py checks, one test each)
 RULES: Mapping[str, str] = {
     "questions, tokens": "summed over ranks",
     "predictions, choices, per-question core times": "concatenated in rank order (contiguous shards)",

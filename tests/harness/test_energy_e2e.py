@@ -70,7 +70,6 @@ def test_without_the_energy_counter_the_result_says_power_was_integrated(smoke_c
     assert e["note"] in run.result["verdict"]["notes"]
 
 
-@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_cpu_energy_is_null_with_the_reason(smoke_cache: Path) -> None:
     r = shared_runs(smoke_cache).a.result
     assert r["energy"] == {"available": False, "reason": "vendor 'cpu' reports no telemetry (no energy counter or "

@@ -20,6 +20,7 @@ import pytest
 from benchmarks.config import load_config, vendor_yaml_path
 from benchmarks.errors import BenchmarkError
 from benchmarks.registry import ENTRY_POINT_GROUP, REPO_ROOT, VENDOR_PATH_ENV, get_case, get_toolkit, get_vendor, known_vendors, vendor_home
+from fault_helpers import cli
 
 CASE_NAME = "llama2_7b_mmlu"
 TEMPLATE = REPO_ROOT / "vendors" / "template"
@@ -47,7 +48,8 @@ def install_entry_point(site: Path, name: str, package: str) -> None:
     (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{name} = {package}:VENDOR\n")
 
 
-def run_cli(args: list[str], env_extra: dict[str, str], smoke_cache: Path) -> subprocess.CompletedProcess:
+def run_python(args: list[str], env_extra: dict[str, str], smoke_cache: Path) -> subprocess.CompletedProcess:
+    """`python ARGS` in a fresh process: a vendor installed or added here must be found by a new interpreter."""
     env = {k: v for k, v in os.environ.items() if k != VENDOR_PATH_ENV}
     env.update(LLAMA_BENCH_CACHE=str(smoke_cache), PYTHONDONTWRITEBYTECODE="1", **env_extra)
     return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
@@ -115,11 +117,9 @@ def test_a_vendor_whose_options_are_not_a_frozen_dataclass_is_refused(tmp_path: 
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
-def test_the_cli_refuses_a_vendor_without_its_device(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from benchmarks.cli import main
-
-    assert main(["--smoke", "--vendor", "nvidia", "--output_dir", str(tmp_path / "out")]) == 2
-    assert "vendor 'nvidia' finds no usable device on this machine" in capsys.readouterr().err
+def test_the_cli_refuses_a_vendor_without_its_device(tmp_path: Path) -> None:
+    code, _, err = cli(["--smoke", "--vendor", "nvidia", "--output_dir", str(tmp_path / "out")])
+    assert code == 2 and "vendor 'nvidia' finds no usable device on this machine" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -201,7 +201,7 @@ def test_a_new_vendor_on_the_vendor_path_passes_the_contract_and_runs_the_case(
     copy_template(plugins / "acme", "acme")
     env = {VENDOR_PATH_ENV: str(plugins)}
 
-    contract = run_cli(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/contract/test_vendor_contract.py",
+    contract = run_python(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/contract/test_vendor_contract.py",
                         "--vendor", "acme", "--basetemp", str(tmp_path / "pytest")], env, smoke_cache)
     assert contract.returncode == 0, contract.stdout[-3000:] + contract.stderr[-3000:]
     # The template offers no ragged attention kernel and no telemetry (both optional): their tests skip, saying so.
@@ -209,7 +209,7 @@ def test_a_new_vendor_on_the_vendor_path_passes_the_contract_and_runs_the_case(
     assert "vendor 'acme' offers no telemetry (optional)" in contract.stdout
 
     out = tmp_path / "out"
-    run = run_cli(["run_benchmark.py", "--smoke", "--vendor", "acme", "--limit", "1", "--quiet",
+    run = run_python(["run_benchmark.py", "--smoke", "--vendor", "acme", "--limit", "1", "--quiet",
                    "--output_dir", str(out)], env, smoke_cache)
     assert run.returncode == 0, run.stderr[-3000:]
     result = check_result(out, "acme")
@@ -226,7 +226,7 @@ def test_a_vendor_installed_as_an_entry_point_runs_the_case(tmp_path: Path, smok
     install_entry_point(site, "acme2", "acme2_pkg")
     out = tmp_path / "out"
     pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
-    run = run_cli(["run_benchmark.py", "--smoke", "--vendor", "acme2", "--limit", "1", "--quiet",
+    run = run_python(["run_benchmark.py", "--smoke", "--vendor", "acme2", "--limit", "1", "--quiet",
                    "--output_dir", str(out)], {"PYTHONPATH": pythonpath}, smoke_cache)
     assert run.returncode == 0, run.stderr[-3000:]
     result = check_result(out, "acme2")

@@ -9,7 +9,8 @@ import pytest
 
 from benchmarks.reporting import gate
 from benchmarks.errors import BenchmarkError
-from results_support import cli, read_csv, run_smoke, shared_runs
+from fault_helpers import cli
+from results_support import read_csv, run_smoke, shared_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASELINES = REPO_ROOT / "baselines" / "llama2_7b_mmlu"

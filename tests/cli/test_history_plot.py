@@ -16,7 +16,8 @@ from benchmarks.reporting import progress
 from benchmarks.reporting import history, plots
 from benchmarks.errors import BenchmarkError
 from benchmarks.harness.passes import HostBatch, run_pass
-from results_support import PNG_MAGIC, cli, read_csv, shared_runs
+from fault_helpers import cli
+from results_support import PNG_MAGIC, read_csv, shared_runs
 
 
 @pytest.fixture(scope="module")

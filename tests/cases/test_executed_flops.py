@@ -59,7 +59,6 @@ def test_packs_and_the_pruned_last_layer() -> None:
     assert kv > 0
 
 
-@pytest.mark.slow  # builds the 7B shape on the meta device
 def test_llama2_7b_executes_fewer_flops_per_token_than_the_reference_assumes() -> None:
     """The reference's 2*7e9 per token; one 772-token prompt (the mean MMLU length) of the real shape."""
     cfg = transformers.LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,

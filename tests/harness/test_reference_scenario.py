@@ -160,7 +160,7 @@ def test_reference_warmup_rule_through_the_timed_pass() -> None:
     assert fn.take_untimed_s() == 0.0  # handed to the pass call by call
 
 
-@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
+@pytest.mark.slow  # imports inductor's compile machinery: ~1 s
 def test_reference_inductor_compiles_nothing_in_prepare() -> None:
     cpu = get_vendor("cpu")
     slow = _Slow(0.0)

@@ -14,7 +14,8 @@ import pytest
 
 from benchmarks.harness import host_memory, threads
 from benchmarks.errors import BenchmarkError
-from results_support import cli, run_smoke
+from fault_helpers import cli
+from results_support import run_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GIB = 1024**3

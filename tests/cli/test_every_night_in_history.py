@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from benchmarks.reporting import history, html_report, plots
-from results_support import cli, run_smoke
+from fault_helpers import cli
+from results_support import run_smoke
 
 
 def _completed(when: str, p: float, **top: Any) -> dict[str, Any]:
@@ -95,7 +96,6 @@ def _rows(tmp_path: Path) -> list[dict[str, Any]]:
     return history.read_history(hist)
 
 
-@pytest.mark.slow  # three matplotlib charts: over a second on a busy 2-core machine
 def test_plot_marks_failed_and_interrupted_nights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
     real_save = plots._save

@@ -28,13 +28,14 @@ import pytest
 
 from fault_helpers import (  # noqa: E402
     REPO_ROOT,
+    TEST_VENDORS,
     WEIGHTS,
     CliRun,
     assert_clean_exit,
     assert_usage_error,
     cli,
     run_cli,
-    write_faulty_vendor,
+    signal_at_phase,
 )
 from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
@@ -684,44 +685,20 @@ def test_sigterm_during_startup_and_imports_is_never_lost(tmp_path: Path, smoke_
     assert _one_line(stderr).startswith("interrupted: signal 15")
 
 
-def _slow_run(tmp_path: Path, smoke_cache: Path, smoke_data_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
-    """A real run whose toolkit 'compiles' (sleeps) for minutes after the validation pass, and its folder once
-    that phase is reached."""
-    faulty = tmp_path / "faulty"
-    write_faulty_vendor(faulty / "vendors", faulty / "configs")
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_benchmark.py"), "--vendor", "faulty",
-                             "--config_dir", str(faulty / "configs"), "--data_dir", str(smoke_data_dir),
-                             "--output_dir", str(out), "--limit", "1", *FAST, "--quiet", "--set", "compiler=slow",
-                             *extra], cwd=REPO_ROOT,
-                            env=_env(smoke_cache, LLAMA_BENCH_VENDOR_PATH=str(faulty / "vendors"),
-                                     FAULTY_SLEEP_S="300"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if "validation" in json.loads((out / "result.json").read_text()).get("phases_done", []):
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.communicate()
-    return proc, out
-
-
 def test_a_second_sigterm_4_ms_after_the_first_still_ends_in_130_and_one_line(tmp_path: Path, smoke_cache: Path,
                                                                              smoke_data_dir: Path) -> None:
+    """A real run whose toolkit 'compiles' (sleeps) for minutes after the validation pass: two SIGTERM 4 ms apart
+    once that phase is done."""
     sig = signal.SIGTERM
-    proc, out = _slow_run(tmp_path, smoke_cache, smoke_data_dir)
-    try:
-        proc.send_signal(sig)
-        time.sleep(0.004)
-        proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "run_benchmark.py"), "--vendor", "faulty",
+                             "--data_dir", str(smoke_data_dir),
+                             "--output_dir", str(out), "--limit", "1", *FAST, "--quiet", "--set", "compiler=slow"],
+                            cwd=REPO_ROOT,
+                            env=_env(smoke_cache, LLAMA_BENCH_VENDOR_PATH=str(TEST_VENDORS),
+                                     FAULTY_SLEEP_S="300"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, stderr = signal_at_phase(proc, out / "result.json", "validation", sig, again_after_s=0.004)
     assert proc.returncode == 130, (proc.returncode, stderr)
     assert _one_line(stderr) == f"interrupted: signal {int(sig)}; status interrupted recorded in {out / 'result.json'}"
     assert json.loads((out / "result.json").read_text())["status"] == "interrupted"

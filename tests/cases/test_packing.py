@@ -205,7 +205,6 @@ def test_pruned_last_layer_scores_like_the_full_model_on_its_scored_rows_only() 
     torch.testing.assert_close(compiled, alone, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
 def test_prune_last_layer_has_no_effect_without_packing(smoke_cache, tmp_path) -> None:
     run = run_smoke(smoke_cache, tmp_path / "prune", "--set", "prune_last_layer=true")
     assert run.code == 0, run.err

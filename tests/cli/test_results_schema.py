@@ -17,12 +17,10 @@ from benchmarks.reporting.history import CSV_COLUMNS
 from benchmarks.llama2_7b_mmlu import CASE
 from benchmarks.llama2_7b_mmlu.categories import SUBJECT_CATEGORY
 from benchmarks.llama2_7b_mmlu.data import SUBJECTS
-from results_support import PNG_MAGIC, doc_tables, packed_run, read_csv, run_smoke, shared_runs, telemetry_run
+from results_support import (PNG_MAGIC, SCHEMA_DOC, check_type, doc_tables, packed_run, read_csv, run_smoke, shared_runs,
+                             telemetry_run, values_at)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_DOC = REPO_ROOT / "docs" / "results_schema.md"
-JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
-              "object": (dict,), "array": (list,), "null": (type(None),)}
 BLOCK_KEYS = {"questions"} | {f"{p}_{k}" for p in ("val", "infer")
                               for k in ("correct", "acc", "choice_correct", "choice_acc")}
 
@@ -44,30 +42,6 @@ def documented() -> list[dict[str, str]]:
     rows = doc_tables(SCHEMA_DOC, "field")
     assert len(rows) > 100
     return rows
-
-
-def values_at(data: Any, path: str) -> list[Any]:
-    """The values at a dotted path; `*` takes every value/item. A missing key fails with the path."""
-    found = [data]
-    for part in path.split("."):
-        nxt = []
-        for obj in found:
-            if part == "*":  # every value of an object, every item of an array
-                assert isinstance(obj, (dict, list)) and obj, f"{path}: no object or array (or empty) at '*'"
-                nxt.extend(obj.values() if isinstance(obj, dict) else obj)
-                continue
-            assert isinstance(obj, dict), f"{path}: {part!r} is under a non-object"
-            assert part in obj, f"documented field {path} missing (no key {part!r})"
-            nxt.append(obj[part])
-        found = nxt
-    return found
-
-
-def check_type(path: str, value: Any, type_text: str) -> None:
-    names = [t.strip() for t in type_text.split(" or ")]
-    allowed = tuple(t for n in names for t in JSON_TYPES[n])
-    ok = isinstance(value, allowed) and not (isinstance(value, bool) and "boolean" not in names)
-    assert ok, f"{path}: {value!r} is not {type_text}"
 
 
 def test_documented_fields_exist_with_their_types(runs, result, smoke_cache: Path) -> None:

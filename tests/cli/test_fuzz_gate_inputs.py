@@ -6,19 +6,17 @@ append never glues two rows together. The seed is fixed, so a failure names the 
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest  # noqa: E402
+from fault_helpers import cli  # noqa: E402
 from test_fuzz import YAML_MUTATIONS  # noqa: E402
 
 from benchmarks.reporting import history  # noqa: E402
-from benchmarks.cli import main  # noqa: E402
 from benchmarks.errors import BenchmarkError  # noqa: E402
 
 SEED = 20261215
@@ -37,13 +35,6 @@ RESULT = {"schema_version": 3, "status": "completed", "case": "llama2_7b_mmlu", 
           "metrics": {"p_infer_core": 101.0, "infer_acc": 0.25, "mem_used_gib": 1.5, "p_val_core": 99.0}}
 EXTRA = (b"&a [1, 2]", b"*a", b"? [a]\n: 1\n", b"[" * 200, b"!!binary x", b"\xff\xfe", b".nan", b"{", b"- ",
          b"\n\n", b"'", b"metrics: {}\n")
-
-
-def _cli(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _check(code: int, out: str, err: str, allowed: tuple[int, ...], what: str) -> int:
@@ -67,7 +58,6 @@ def _mutate(rng: random.Random, data: bytes) -> tuple[str, bytes]:
         return name, data
 
 
-@pytest.mark.slow
 def test_fuzz_baselines(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     result = tmp_path / "result.json"
@@ -81,7 +71,7 @@ def test_fuzz_baselines(tmp_path: Path) -> None:
             steps.append(name)
         path = tmp_path / f"b{k}.yaml"
         path.write_bytes(data)
-        code, out, err = _cli(["compare-results", str(result), "--baseline", str(path)])
+        code, out, err = cli(["compare-results", str(result), "--baseline", str(path)])
         codes.append(_check(code, out, err, (0, 1, 2), f"case {k} (seed {SEED}): {steps}:\n{data!r}"))
     assert 2 in codes and 0 in codes
 
@@ -107,7 +97,7 @@ def test_fuzz_history_files(tmp_path: Path) -> None:
         path = tmp_path / f"h{k}.csv"
         path.write_bytes(data)
         what = f"case {k} (seed {SEED + 1}): {name}:\n{data[-300:]!r}"
-        code, out, err = _cli(["plot", "--history", str(path), "--out", str(tmp_path / f"p{k}")])
+        code, out, err = cli(["plot", "--history", str(path), "--out", str(tmp_path / f"p{k}")])
         codes.append(_check(code, out, err, (0, 2), what))
         before = path.read_bytes()
         try:

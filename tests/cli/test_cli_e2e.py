@@ -6,9 +6,6 @@ is generated once into a temporary $LLAMA_BENCH_CACHE for the whole session.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,6 @@ import pytest
 
 from benchmarks.reporting import markdown
 from benchmarks.reporting.record import SCHEMA_VERSION
-from benchmarks.cli import main
 from benchmarks.llama2_7b_mmlu.smoke import SUBJECTS
 
 N_SUBJECTS = 57
@@ -29,18 +25,11 @@ TIMED_PHASES = ("init", "val_warmup", "validation", "compile", "inference")
 EPS = 1e-6
 
 
-from fault_helpers import CliRun  # noqa: E402  (one definition for all CLI tests)
+from fault_helpers import CliRun, cli  # noqa: E402  (the one in-process CLI runner of the tests)
 
-def run_cli(argv: list[str], output_dir: Path) -> CliRun:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([*argv, "--output_dir", str(output_dir), "--quiet"])
-    # The CLI leaves its log handlers on the "benchmarks" logger; close them (run.log stays on disk).
-    logger = logging.getLogger("benchmarks")
-    for handler in list(logger.handlers):
-        handler.close()
-        logger.removeHandler(handler)
-    return CliRun(code, out.getvalue(), err.getvalue(), output_dir)
+
+def run_quiet(argv: list[str], output_dir: Path) -> CliRun:
+    return CliRun(*cli([*argv, "--output_dir", str(output_dir), "--quiet"]), output_dir)
 
 
 @pytest.fixture(scope="session")
@@ -53,13 +42,13 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_run(bench_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> CliRun:
-    return run_cli(["--smoke"], tmp_path_factory.mktemp("smoke_out") / "out")
+    return run_quiet(["--smoke"], tmp_path_factory.mktemp("smoke_out") / "out")
 
 
 @pytest.fixture(scope="session")
 def inductor_run(smoke_run: CliRun, tmp_path_factory: pytest.TempPathFactory) -> CliRun:
-    return run_cli(["--smoke", "--set", "compiler=inductor", "--limit", "1"],
-                   tmp_path_factory.mktemp("inductor_out") / "out")
+    return run_quiet(["--smoke", "--set", "compiler=inductor", "--limit", "1"],
+                     tmp_path_factory.mktemp("inductor_out") / "out")
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +62,8 @@ def smoke_data_copy(smoke_run: CliRun, bench_cache: Path, tmp_path_factory: pyte
 
 @pytest.fixture(scope="session")
 def data_dir_run(smoke_data_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> CliRun:
-    return run_cli(["--vendor", "cpu", "--data_dir", str(smoke_data_copy), "--limit", "1"],
-                   tmp_path_factory.mktemp("data_dir_out") / "out")
+    return run_quiet(["--vendor", "cpu", "--data_dir", str(smoke_data_copy), "--limit", "1"],
+                     tmp_path_factory.mktemp("data_dir_out") / "out")
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -207,33 +196,29 @@ def test_data_dir_run_on_a_copy_of_the_smoke_data(data_dir_run: CliRun, smoke_ru
         assert p == full[(p["subject"], p["index"])]
 
 
-def test_missing_data_exits_2_naming_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_data_exits_2_naming_the_path(tmp_path: Path) -> None:
     empty = tmp_path / "empty_data"
     empty.mkdir()
     out = tmp_path / "out"
-    code = main(["--vendor", "cpu", "--data_dir", str(empty), "--output_dir", str(out), "--quiet"])
-    err = capsys.readouterr().err
+    code, _, err = cli(["--vendor", "cpu", "--data_dir", str(empty), "--output_dir", str(out), "--quiet"])
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1
     assert str(empty / "llama2_7b_hf") in err and "--smoke" in err
     assert not (out / "result.json").exists()
 
 
-def test_missing_mmlu_exits_2_naming_the_path(smoke_data_copy: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_mmlu_exits_2_naming_the_path(smoke_data_copy: Path, tmp_path: Path) -> None:
     data = tmp_path / "weights_only"
     data.mkdir()
     (data / "llama2_7b_hf").symlink_to(smoke_data_copy / "llama2_7b_hf", target_is_directory=True)
-    code = main(["--vendor", "cpu", "--data_dir", str(data), "--output_dir", str(tmp_path / "out"), "--quiet"])
-    err = capsys.readouterr().err
+    code, _, err = cli(["--vendor", "cpu", "--data_dir", str(data), "--output_dir", str(tmp_path / "out"), "--quiet"])
     assert code == 2
     assert str(data / "mmlu_dataset" / "data") in err and "--smoke" in err
 
 
-def test_nonexistent_data_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nonexistent_data_dir_exits_2(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
-    code = main(["--vendor", "cpu", "--data_dir", str(missing), "--output_dir", str(tmp_path / "out")])
-    err = capsys.readouterr().err
+    code, _, err = cli(["--vendor", "cpu", "--data_dir", str(missing), "--output_dir", str(tmp_path / "out")])
     assert code == 2 and str(missing) in err and "--smoke" in err
 
 
@@ -249,13 +234,7 @@ def test_nonexistent_data_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
         (["--smoke", "--bogus"], "--bogus"),
     ],
 )
-def test_usage_errors_exit_2(argv: list[str], needle: str, bench_cache: Path, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([*argv, "--output_dir", str(tmp_path / "out"), "--quiet"])
-    err = capsys.readouterr().err
+def test_usage_errors_exit_2(argv: list[str], needle: str, bench_cache: Path, tmp_path: Path) -> None:
+    code, _, err = cli([*argv, "--output_dir", str(tmp_path / "out"), "--quiet"])
     assert code == 2, err
     assert needle in err and err.startswith("error: ") and err.count("\n") == 1
-    logger = logging.getLogger("benchmarks")
-    for handler in list(logger.handlers):
-        handler.close()
-        logger.removeHandler(handler)

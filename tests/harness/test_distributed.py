@@ -21,50 +21,11 @@ import pytest
 from benchmarks.parallel import distributed
 from benchmarks.measure import metrics, verdict
 from benchmarks.contracts import PeakFlops
-from fault_helpers import assert_usage_error, cli, CliRun
+from fault_helpers import TEST_VENDORS, assert_usage_error, cli, CliRun, signal_at_phase
 from results_support import SMOKE_ARGS, doc_tables, shared_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(REPO_ROOT / "run_benchmark.py")
-
-RANK_FAULT_VENDOR = '''"""Test vendor: the cpu vendor plus a toolkit that fails or dies on one rank in the inference pass."""
-import os
-import signal
-
-from benchmarks.toolkits import TOOLKITS, Eager
-from vendors.cpu import CpuVendor
-
-
-class RankFault(Eager):
-    name = "rank_fault"
-
-    def prepare(self, model_fn, warmup_calls):
-        rank, after = int(os.environ["FAULT_RANK"]), int(os.environ["FAULT_AFTER"])
-        calls = [0]
-
-        def fn(ids, last):
-            calls[0] += 1
-            if int(os.environ.get("RANK", "0")) == rank and calls[0] > after:
-                if os.environ["FAULT_MODE"] == "kill":
-                    os.kill(os.getpid(), signal.SIGKILL)
-                if os.environ["FAULT_MODE"] == "sleep":
-                    import time
-                    time.sleep(600)
-                raise RuntimeError(f"injected fault on rank {rank} at forward {calls[0]}")
-            return model_fn(ids, last)
-
-        return fn
-
-
-class RankFaultVendor(CpuVendor):
-    name = "rankfault"
-
-    def toolkits(self):
-        return {**TOOLKITS, "rank_fault": RankFault}
-
-
-VENDOR = RankFaultVendor()
-'''
 
 
 # ------------------------------------------------------------------------------------------------- unit
@@ -216,7 +177,7 @@ def test_two_processes_equal_one(smoke_cache: Path) -> None:
 
 @pytest.mark.slow
 def test_documented_distributed_fields(smoke_cache: Path) -> None:
-    from test_results_schema import SCHEMA_DOC, check_type, values_at
+    from results_support import SCHEMA_DOC, check_type, values_at
 
     proc, out, _ = two_process_run(smoke_cache)
     assert proc.returncode == 0, proc.stderr
@@ -232,14 +193,8 @@ def test_documented_distributed_fields(smoke_cache: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def rankfault(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rankfault")
-    home = root / "rankfault"
-    (home / "configs" / "llama2_7b_mmlu").mkdir(parents=True)
-    (home / "__init__.py").write_text(RANK_FAULT_VENDOR, encoding="utf-8")
-    shutil.copy(REPO_ROOT / "configs" / "llama2_7b_mmlu" / "vendor_config" / "cpu_configurations.yaml",
-                home / "configs" / "llama2_7b_mmlu" / "rankfault_configurations.yaml")
-    return root
+def rankfault() -> Path:
+    return TEST_VENDORS  # the test vendor tests/vendors/rankfault
 
 
 def _faulty_cmd(out: Path, *extra: str) -> list[str]:
@@ -298,23 +253,8 @@ def test_ctrl_c_on_the_launcher_stops_every_rank(tmp_path: Path, smoke_cache: Pa
                FAULT_MODE="sleep")
     proc = subprocess.Popen(_faulty_cmd(out), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if "compile" in json.loads((out / "result.json").read_text()).get("phases_done", []):
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        time.sleep(1.0)  # rank 1 is asleep in its pass, rank 0 done with its own
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # 1 s after the compile: rank 1 is asleep in its pass, rank 0 done with its own
+    _, stderr = signal_at_phase(proc, out / "result.json", "compile", signal.SIGINT, settle_s=1.0, timeout_s=90)
     assert proc.returncode == 130, stderr
     r = json.loads((out / "result.json").read_text())
     assert r["status"] == "interrupted", r.get("error")
@@ -328,7 +268,8 @@ def test_two_ranks_report_the_system_s_tokens_per_joule(tmp_path: Path, smoke_ca
     tokens / both ranks' joules. The bug divided them by rank 0's joules alone: ~2x the one-process figure. At a
     constant power joules follow time, so the two-rank figure / the one-process one is the one-process pass time /
     the two ranks' pass times together: 1.0 on separate devices; on this 2-core VM two CPU-bound processes scale
-    ~1.7x (measured), so ~0.85-0.92 here, and exactly that ratio is checked."""
+    ~1.7x when it is idle (0.85-0.92 here; 0.5-0.6 under other jobs' load), so that ratio itself is checked: the
+    bug's figure would be twice it."""
     vendors = str(REPO_ROOT / "tests" / "vendors")
     env = _env(smoke_cache, LLAMA_BENCH_VENDOR_PATH=vendors, PYTHONPATH=str(REPO_ROOT / "tests"))
     args = [*SMOKE_ARGS, "--limit", "6", "--vendor", "fakenvml", "--quiet"]
@@ -345,8 +286,9 @@ def test_two_ranks_report_the_system_s_tokens_per_joule(tmp_path: Path, smoke_ca
     ratio = r2["metrics"]["tokens_per_joule_whole"] / r1["metrics"]["tokens_per_joule_whole"]
     t1 = r1["energy"]["phases"]["inference"]["duration_s"]
     busy = sum(j / row_w for j, row_w in zip(ranks, _rank_powers(r2)))  # each rank's pass time, at its own power
+    # all ranks' joules, or the ratio would be twice t1 / busy (what the bug reported)
     assert ratio == pytest.approx(t1 / busy, rel=0.05), (ratio, t1, busy)
-    assert 0.75 <= ratio <= 1.1, ratio  # the bug's ~2x is far outside
+    assert ratio <= 1.1, ratio  # at a constant power per device, two devices never do more work per joule than one
 
 
 def _rank_powers(result: dict[str, Any]) -> list[float]:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -23,21 +22,15 @@ from fault_helpers import (  # noqa: E402
     assert_clean_exit,
     first_longer,
     one_torch_thread,
+    TEST_VENDORS,
     run_cli,
-    write_faulty_vendor,
+    signal_at_phase,
 )
 
 from benchmarks.reporting import atomic as results  # noqa: E402
 from benchmarks.llama2_7b_mmlu import Llama2MMLU  # noqa: E402
 
 N_QUESTIONS = 57  # --limit 1 over the 57 subjects
-
-
-@pytest.fixture(scope="module")
-def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("faulty")
-    write_faulty_vendor(root / "vendors", root / "configs")
-    return root / "vendors", root / "configs"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -47,25 +40,25 @@ def _one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _env(faulty: tuple[Path, Path], smoke_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLAMA_BENCH_VENDOR_PATH", str(faulty[0]))
+def _env(smoke_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLAMA_BENCH_VENDOR_PATH", str(TEST_VENDORS))
     monkeypatch.setenv("LLAMA_BENCH_CACHE", str(smoke_cache))
 
 
-def run_faulty(data_dir: Path, out: Path, faulty: tuple[Path, Path], *extra: str):
-    return run_cli(data_dir, out, "--config_dir", str(faulty[1]), *extra, vendor="faulty")
+def run_faulty(data_dir: Path, out: Path, *extra: str):
+    return run_cli(data_dir, out, *extra, vendor="faulty")
 
 
 # ------------------------------------------------------------------------------------------ out of memory
 
 
-def test_out_of_memory_in_a_pass(tmp_path: Path, smoke_data_dir: Path, faulty, monkeypatch) -> None:
+def test_out_of_memory_in_a_pass(tmp_path: Path, smoke_data_dir: Path, monkeypatch) -> None:
     first = run_cli(smoke_data_dir, tmp_path / "ref", "--set", "no_validation=true")  # the prompt lengths
     threshold = first.predictions[0]["n_tokens"]
     index, tokens = first_longer(first.predictions, threshold)
     monkeypatch.setenv("FAULTY_OOM_TOKENS", str(threshold))
 
-    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=oom_long")
+    run = run_faulty(smoke_data_dir, tmp_path / "out", "--set", "compiler=oom_long")
     line = assert_clean_exit(
         run, 3, "run failed: DeviceOutOfMemory: out of device memory in ",
         f"the inference pass at question {index + 1}/{N_QUESTIONS} ({tokens} tokens)",
@@ -84,7 +77,7 @@ def test_out_of_memory_in_a_pass(tmp_path: Path, smoke_data_dir: Path, faulty, m
 
 
 @pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
-def test_out_of_memory_in_a_packed_forward_names_the_pack(tmp_path: Path, smoke_data_dir: Path, faulty,
+def test_out_of_memory_in_a_packed_forward_names_the_pack(tmp_path: Path, smoke_data_dir: Path,
                                                           monkeypatch) -> None:
     from benchmarks.harness.passes import plan_packs
 
@@ -94,7 +87,7 @@ def test_out_of_memory_in_a_packed_forward_names_the_pack(tmp_path: Path, smoke_
     plan = plan_packs(lengths, budget)
     i, j = next((i, j) for i, j in plan if j - i > 1 and sum(lengths[i:j]) > max(lengths))
     monkeypatch.setenv("FAULTY_OOM_TOKENS", str(max(lengths)))  # every prompt alone fits; this pack does not
-    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=oom_long",
+    run = run_faulty(smoke_data_dir, tmp_path / "out", "--set", "compiler=oom_long",
                      "--set", f"pack_tokens={budget}")
     assert_clean_exit(
         run, 3, "run failed: DeviceOutOfMemory: out of device memory in ",
@@ -145,8 +138,8 @@ def test_nonfinite_logits_make_the_run_invalid(tmp_path: Path, smoke_data_dir: P
 # ------------------------------------------------------------------------------------- compile fallback
 
 
-def test_toolkit_failure_fails_the_run_without_fallback(tmp_path: Path, smoke_data_dir: Path, faulty) -> None:
-    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=broken")
+def test_toolkit_failure_fails_the_run_without_fallback(tmp_path: Path, smoke_data_dir: Path) -> None:
+    run = run_faulty(smoke_data_dir, tmp_path / "out", "--set", "compiler=broken")
     assert_clean_exit(run, 3, "run failed: RuntimeError: simulated compiler crash", "traceback in run.log")
     result = run.result
     assert result["status"] == "failed"
@@ -156,9 +149,8 @@ def test_toolkit_failure_fails_the_run_without_fallback(tmp_path: Path, smoke_da
     assert "Traceback" in (tmp_path / "out" / "run.log").read_text()
 
 
-@pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
-def test_toolkit_failure_falls_back_when_allowed(tmp_path: Path, smoke_data_dir: Path, faulty) -> None:
-    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=broken",
+def test_toolkit_failure_falls_back_when_allowed(tmp_path: Path, smoke_data_dir: Path) -> None:
+    run = run_faulty(smoke_data_dir, tmp_path / "out", "--set", "compiler=broken",
                      "--set", "allow_compile_fallback=true")
     assert run.code == 0, run.err
     result = run.result
@@ -171,8 +163,8 @@ def test_toolkit_failure_falls_back_when_allowed(tmp_path: Path, smoke_data_dir:
 # ----------------------------------------------------------------------------------------- interruption
 
 
-def test_keyboard_interrupt_keeps_a_partial_result(tmp_path: Path, smoke_data_dir: Path, faulty) -> None:
-    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=interrupt")
+def test_keyboard_interrupt_keeps_a_partial_result(tmp_path: Path, smoke_data_dir: Path) -> None:
+    run = run_faulty(smoke_data_dir, tmp_path / "out", "--set", "compiler=interrupt")
     assert_clean_exit(run, 130, "interrupted: status interrupted recorded in")
     result = run.result
     assert result["status"] == "interrupted"
@@ -181,31 +173,16 @@ def test_keyboard_interrupt_keeps_a_partial_result(tmp_path: Path, smoke_data_di
 
 
 @pytest.mark.slow
-def test_sigterm_keeps_a_partial_result(tmp_path: Path, smoke_data_dir: Path, smoke_cache: Path, faulty) -> None:
+def test_sigterm_keeps_a_partial_result(tmp_path: Path, smoke_data_dir: Path, smoke_cache: Path) -> None:
     """A real process, SIGTERM while the toolkit 'compiles' (sleeps) after the validation pass."""
     out = tmp_path / "out"
-    env = {**os.environ, "LLAMA_BENCH_VENDOR_PATH": str(faulty[0]), "LLAMA_BENCH_CACHE": str(smoke_cache),
+    env = {**os.environ, "LLAMA_BENCH_VENDOR_PATH": str(TEST_VENDORS), "LLAMA_BENCH_CACHE": str(smoke_cache),
            "FAULTY_SLEEP_S": "300", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(REPO_ROOT / "run_benchmark.py"), "--vendor", "faulty", "--config_dir", str(faulty[1]),
+    cmd = [sys.executable, str(REPO_ROOT / "run_benchmark.py"), "--vendor", "faulty",
            "--data_dir", str(smoke_data_dir), "--output_dir", str(out), "--limit", "1", "--quiet",
            "--set", "compiler=slow"]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if "validation" in json.loads((out / "result.json").read_text()).get("phases_done", []):
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _, stderr = signal_at_phase(proc, out / "result.json", "validation")
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines() == [f"interrupted: signal {signal.SIGTERM.value}; status interrupted "
                                            f"recorded in {out / 'result.json'}"]
@@ -243,13 +220,13 @@ def test_failed_write_leaves_the_previous_file(tmp_path: Path, monkeypatch, fail
 
 
 @pytest.mark.slow  # a few seconds: keeps the fast tier under 90 s
-def test_predictions_are_streamed_while_a_pass_runs(tmp_path: Path, smoke_data_dir: Path, faulty, monkeypatch) -> None:
+def test_predictions_are_streamed_while_a_pass_runs(tmp_path: Path, smoke_data_dir: Path, monkeypatch) -> None:
     """A pass that dies keeps what it answered: predictions.partial.jsonl gets each chunk of log_freq answers."""
     first = run_cli(smoke_data_dir, tmp_path / "ref", "--set", "no_validation=true")
     threshold = first.predictions[0]["n_tokens"]
     index, _ = first_longer(first.predictions, threshold)
     monkeypatch.setenv("FAULTY_OOM_TOKENS", str(threshold))
-    run = run_faulty(smoke_data_dir, tmp_path / "out", faulty, "--set", "compiler=oom_long", "--set", "log_freq=5")
+    run = run_faulty(smoke_data_dir, tmp_path / "out", "--set", "compiler=oom_long", "--set", "log_freq=5")
     assert run.code == 3
     rows = [json.loads(line) for line in (run.output_dir / "predictions.partial.jsonl").read_text().splitlines()]
     val = [r for r in rows if r["pass"] == "validation"]

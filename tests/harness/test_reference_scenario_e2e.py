@@ -50,7 +50,6 @@ def test_optimized_run_writes_the_reference_record(smoke_cache: Path) -> None:
     assert "Finish Info" not in run.err
 
 
-@pytest.mark.slow
 def test_reference_scenario_without_a_compiler_runs_no_inference_pass(smoke_cache: Path, tmp_path: Path) -> None:
     """As the reference with `compiler: null`: the validation pass only; p_inference_* and infer_average_acc None."""
     run = run_smoke(smoke_cache, tmp_path / "ref", "--scenario", "reference", "--set", "compiler=none")
@@ -68,7 +67,6 @@ def test_reference_scenario_without_a_compiler_runs_no_inference_pass(smoke_cach
     assert preds and all(p["pred_infer"] is None and p["pred_val"] is not None for p in preds)
 
 
-@pytest.mark.slow
 def test_nominal_mfu_of_a_model_that_is_not_the_case_s_is_not_reported(smoke_cache: Path, tmp_path: Path) -> None:
     """The configured flops (2*7e9 per token) are the 7B model's: with a peak known, the smoke model's nominal MFU
     was reported as 47,576%; it is n/a with the reason, and mfu_executed counts the model's own FLOPs."""

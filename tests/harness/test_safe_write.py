@@ -1,5 +1,5 @@
 """The one write path (benchmarks/safe_write.py), the signal rules (benchmarks/signals.py) and the bounded parser's
-newest limits, unit by unit (the CLI cases are in tests/e2e/test_hostile.py, slow tier)."""
+newest limits, unit by unit (the CLI cases are in tests/cli/test_hostile.py, slow tier)."""
 from __future__ import annotations
 
 import errno

@@ -10,7 +10,8 @@ import pytest
 
 from benchmarks.reporting import comparable, gate
 from benchmarks.errors import BenchmarkError
-from results_support import cli, run_smoke, shared_runs
+from fault_helpers import cli
+from results_support import run_smoke, shared_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 A100_FP16 = REPO_ROOT / "baselines" / "llama2_7b_mmlu" / "a100_reference_fp16.yaml"

@@ -7,13 +7,15 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.reporting import history, html_report, plots
-from results_support import PNG_MAGIC, cli
+from fault_helpers import cli, signal_at_phase
+from results_support import PNG_MAGIC
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -170,8 +172,10 @@ NIGHTLY = Path(__file__).resolve().parents[2] / "tools" / "nightly.sh"
 def _nightly_env(smoke_cache: Path, **extra: str) -> dict[str, str]:
     import os
 
+    # NIGHTLY_PYTHON: the interpreter running the tests (a virtualenv's has the requirements; `python3` may not)
     return {**os.environ, "LLAMA_BENCH_CACHE": str(smoke_cache), "NIGHTLY_SMOKE": "1", "NIGHTLY_VENDOR": "cpu",
-            "NIGHTLY_REPEAT": "1", "NIGHTLY_ARGS": "--limit 1 --set few_shots=0", **extra}
+            "NIGHTLY_REPEAT": "1", "NIGHTLY_ARGS": "--limit 1 --set few_shots=0", "NIGHTLY_PYTHON": sys.executable,
+            **extra}
 
 
 @pytest.mark.slow
@@ -182,7 +186,7 @@ def test_nightly_script_runs_gates_records_and_reports(smoke_cache: Path, tmp_pa
     repo = Path(__file__).resolve().parents[2]
     first = tmp_path / "first"
     env = _nightly_env(smoke_cache, NIGHTLY_HOME="nightly")
-    seed = subprocess.run(["python3", "run_benchmark.py", "--smoke", "--limit", "1", "--set", "few_shots=0", "--quiet",
+    seed = subprocess.run([sys.executable, "run_benchmark.py", "--smoke", "--limit", "1", "--set", "few_shots=0", "--quiet",
                            "--output_dir", str(first)], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert seed.returncode == 0, seed.stderr
     # baselines named relative to the caller's folder (tmp_path), as NIGHTLY_HOME is
@@ -216,8 +220,6 @@ def test_nightly_sigterm_stops_the_run_and_records_an_interrupted_night(smoke_ca
     """SIGTERM to the script: its run stops (no python left behind) and records the night as interrupted; the
     script still writes the history row's report and exits 130."""
     import os
-    import signal
-    import time
 
     env = _nightly_env(smoke_cache, NIGHTLY_HOME=str(tmp_path / "home"), NIGHTLY_VENDOR="slowdown",
                        NIGHTLY_BASELINE=str(tmp_path / "base.yaml"),
@@ -225,19 +227,9 @@ def test_nightly_sigterm_stops_the_run_and_records_an_interrupted_night(smoke_ca
                        NIGHTLY_ARGS="--limit 1 --set few_shots=0 --set slowdown=400")  # inference ~400x slower
     (tmp_path / "base.yaml").write_text("smoke: true\nmetrics: {p_infer_core: 1.0}\n", encoding="utf-8")
     proc = subprocess.Popen([str(NIGHTLY)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    runs = tmp_path / "home" / "runs"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # until the run is inside its (slowed) inference pass
-        results = list(runs.glob("*/result.json"))
-        if results and "compile" in json.loads(results[0].read_text() or "{}").get("phases_done", []):
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the run never reached its inference pass")
-    run_dir = results[0].parent
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    # once the run is inside its (slowed) inference pass
+    out, err = signal_at_phase(proc, tmp_path / "home" / "runs" / "*" / "result.json", "compile")
+    run_dir = next((tmp_path / "home" / "runs").glob("*/result.json")).parent
     assert proc.returncode == 130, out + err
     assert "nightly: interrupted" in out
     left = [p for p in os.listdir("/proc") if p.isdigit() and str(run_dir) in _cmdline(p)]

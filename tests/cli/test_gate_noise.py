@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks.reporting import gate, history, noise
-from results_support import cli
+from fault_helpers import cli
 
 
 def _result(infer: list[float], val: list[float] | None = None, wait: float | None = None,
