@@ -1,4 +1,4 @@
-"""The config merge (benchmarks/config.py): the shipped YAMLs, every merge rule and every error.
+"""The config merge (benchmarks/config/loader.py): the shipped YAMLs, every merge rule and every error.
 
 Each test builds its own config root in tmp_path (a copy of configs/ or small hand-written YAMLs) and calls
 the real `load_config` with the real case Params and vendor Options.

@@ -1,4 +1,4 @@
-"""parse_flops (benchmarks/flops.py): the FLOPs-per-token string is parsed, never eval'd."""
+"""parse_flops (benchmarks/config/flops.py): the FLOPs-per-token string is parsed, never eval'd."""
 from __future__ import annotations
 
 import builtins

@@ -1,4 +1,4 @@
-"""The reference scenario's parts (benchmarks/scenarios.py): its config on the shipped YAML files, the case's
+"""The reference scenario's parts (benchmarks/config/scenarios.py): its config on the shipped YAML files, the case's
 reference load path and plain call, the reference toolkit's warm-up rule through the real timed pass, and the
 reference's final record (`reference_record`, the `Finish Info` line)."""
 from __future__ import annotations

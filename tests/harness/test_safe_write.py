@@ -1,4 +1,4 @@
-"""The one write path (benchmarks/safe_write.py), the signal rules (benchmarks/signals.py) and the bounded parser's
+"""The one write path (benchmarks/guard/safe_write.py), the signal rules (benchmarks/guard/signals.py) and the bounded parser's
 newest limits, unit by unit (the CLI cases are in tests/cli/test_hostile.py, slow tier)."""
 from __future__ import annotations
 

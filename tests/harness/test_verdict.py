@@ -1,4 +1,4 @@
-"""The verdict rules of benchmarks.verdict, on crafted evidence (no model needed)."""
+"""The verdict rules of benchmarks.measure.verdict, on crafted evidence (no model needed)."""
 from __future__ import annotations
 
 import dataclasses
