@@ -228,12 +228,7 @@ def start_watchdog(ctx: Dist) -> None:
         while True:
             try:
                 ctx.store.add(f"alive/{ctx.rank}", 1)
-                now = time.monotonic()
-                for r, (count, since) in seen.items():
-                    beats = _beats(ctx, r)
-                    seen[r] = (beats, now) if beats != count else (count, since)
-                ended = ended_peers(ctx)
-                stale = [r for r, (count, since) in seen.items() if now - since > ctx.silence_s]
+                ended, stale = look(ctx, seen, time.monotonic())
             except Exception:  # the store is gone (rank 0's node): the waits and the launcher handle it
                 return
             if ctx.watching and (ended or stale):
@@ -246,6 +241,22 @@ def start_watchdog(ctx: Dist) -> None:
             time.sleep(HEARTBEAT_S)
 
     threading.Thread(target=watch, name="llama-bench-watchdog", daemon=True).start()
+
+
+def look(ctx: Dist, seen: dict[int, tuple[int, float]], now: float
+         ) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
+    """One look of the watchdog at the other ranks: (those that ended other than completed, with their end; those
+    whose heartbeat has stood still longer than `ctx.silence_s`). `seen` (rank -> last heartbeat count and when it
+    last moved) is updated; a rank that completed leaves it (its heartbeat stops with it: done, not silent)."""
+    ends = {r: _end_of(ctx, r) for r in sorted(seen)}
+    for r, end in ends.items():
+        if end is not None and end["status"] == "completed":
+            del seen[r]
+    for r, (count, since) in seen.items():
+        beats = _beats(ctx, r)
+        seen[r] = (beats, now) if beats != count else (count, since)
+    ended = [(r, end) for r, end in ends.items() if end is not None and end["status"] != "completed"]
+    return ended, [r for r, (count, since) in seen.items() if now - since > ctx.silence_s]
 
 
 def teardown(ctx: Dist) -> None:

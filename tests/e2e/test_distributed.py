@@ -406,6 +406,20 @@ def test_rank_0_names_a_silent_rank_at_once_and_waits_for_the_others_ends() -> N
     assert distributed.attribute(distributed.Dist(rank=0, world_size=2, store=_Store(signalled)), own) is own
 
 
+def test_the_watchdog_takes_a_still_heartbeat_for_dead_but_not_a_rank_that_completed() -> None:
+    """Rank 1 completed and exited (its heartbeat stops with it), rank 2 stopped beating, rank 3 beats on, rank 4
+    failed: one look after --dist_silence_s names 2 as silent and 4 as ended, never 1."""
+    store = _Store({"alive/1": 7, "alive/2": 5, "alive/3": 9, "end/1": {"status": "completed", "error": None, "code": 0},
+                    "end/4": {"status": "failed", "error": "boom", "code": 3}})
+    ctx = distributed.Dist(rank=0, world_size=5, store=store, silence_s=10.0)
+    seen = {1: (7, 100.0), 2: (5, 100.0), 3: (8, 100.0), 4: (-1, 100.0)}
+    ended, stale = distributed.look(ctx, seen, now=105.0)  # 5 s: nobody silent yet
+    assert stale == [] and [r for r, _ in ended] == [4] and 1 not in seen
+    store.values["alive/3"] = 10
+    ended, stale = distributed.look(ctx, seen, now=110.5)  # 10.5 s after rank 2's last beat
+    assert stale == [2] and seen[3] == (10, 110.5)
+
+
 def _launcher_code(ends: dict[int, tuple[int, str | None]], failures: dict[int, int], signum: int | None = None
                    ) -> tuple[int, str | None]:
     from benchmarks.parallel import launcher
