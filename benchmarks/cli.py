@@ -19,7 +19,7 @@ from typing import Any
 from .config import scenarios
 from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, BenchmarkError, printable
 from .guard import signals
-from .parallel import distributed
+from .parallel import distributed, launcher
 from .reporting import runlog
 from .session import one_line_with_notes, stop_requested
 
@@ -88,10 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dist_timeout", type=float, default=distributed.DEFAULT_TIMEOUT_S, metavar="S",
                    help="data-parallel runs: the longest a rank waits for the others at a barrier or gather "
                         f"(default {distributed.DEFAULT_TIMEOUT_S:.0f} s)")
+    p.add_argument("--dist_silence_s", type=float, default=distributed.SILENCE_S, metavar="S",
+                   help="data-parallel runs: a rank whose heartbeat stood still this long is taken for dead "
+                        "(killed, hung, its node lost) and every other rank stops, rank 0 naming it (default "
+                        f"{distributed.SILENCE_S:.0f} s, at least {distributed.MIN_SILENCE_S:.0f}; docs/multi_gpu.md)")
     return p
 
 
 _DIST = distributed.Dist()  # this process's place in a data-parallel run (set by run())
+_LINE: str | None = None  # the one line this process said (an --nproc rank leaves it to the launcher)
 
 
 def run(argv: list[str]) -> int:
@@ -103,12 +108,12 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     global _DIST
     _check_arguments(args)
-    ctx = _DIST = distributed.from_env(args.dist_timeout)
+    ctx = _DIST = distributed.from_env(args.dist_timeout, args.dist_silence_s)
     if args.nproc is not None:
         if ctx.active:
             raise BenchmarkError("--nproc starts torchrun itself; under torchrun leave it out")
         if args.nproc > 1:
-            return distributed.launch(args.nproc, _without_nproc(argv), str(REPO_ROOT / "run_benchmark.py"))
+            return launcher.launch(args.nproc, _without_nproc(argv), str(REPO_ROOT / "run_benchmark.py"))
     from . import session
 
     return session.run(args, argv, ctx)
@@ -123,6 +128,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if not (math.isfinite(args.dist_timeout) and 0 < args.dist_timeout <= MAX_DIST_TIMEOUT_S):
         raise BenchmarkError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds, at most "
                              f"{MAX_DIST_TIMEOUT_S:.0f} (a week)")
+    if not (math.isfinite(args.dist_silence_s)
+            and distributed.MIN_SILENCE_S <= args.dist_silence_s <= MAX_DIST_TIMEOUT_S):
+        raise BenchmarkError(f"--dist_silence_s {args.dist_silence_s}: expected a number of seconds from "
+                             f"{distributed.MIN_SILENCE_S:g} (4 heartbeats) to {MAX_DIST_TIMEOUT_S:.0f} (a week)")
     if args.history_wait_s is not None and not (math.isfinite(args.history_wait_s) and 0 <= args.history_wait_s
                                                 <= MAX_DIST_TIMEOUT_S):
         raise BenchmarkError(f"--history_wait_s {args.history_wait_s}: expected a number of seconds from 0 to "
@@ -168,14 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     from .guard.locks import release_all
 
     argv = sys.argv[1:] if argv is None else argv
-    global _DIST
-    _DIST = distributed.Dist()
+    global _DIST, _LINE
+    _DIST, _LINE = distributed.Dist(), None
     # SIGINT/SIGTERM are an interruption from the first line on (config loading, smoke-data generation), so
     # that every `finally` runs: no half-made cache folder or stale lock is left behind (benchmarks.guard.signals).
     previous = signals.start()
+    code = EXIT_RUN_FAILED
     try:
-        return _main(argv)
+        code = _main(argv)
+        return code
     finally:
+        launcher.leave_end(code, _LINE)  # a rank of an --nproc run: its code and line, for the launcher
         signals.settle()  # the run's end is decided: the clean-up below is never cut by a signal
         runlog.restore_library_logs()
         release_all()
@@ -192,13 +204,17 @@ def _interrupted_exit(exc: BaseException) -> int:
     signum = signals.requested()
     text = one_line_with_notes(exc) if isinstance(exc, KeyboardInterrupt) else f"signal {signum}; " + one_line_with_notes(exc)
     _say(f"interrupted: {text or 'keyboard interrupt'}")
-    return EXIT_RUN_FAILED if _DIST.stopped_by else EXIT_INTERRUPTED
+    # rank 0 recorded status interrupted: its code says the same; another rank stopped by its watchdog (a peer
+    # failed) did not get a signal itself
+    return EXIT_RUN_FAILED if _DIST.stopped_by and not _DIST.is_main else EXIT_INTERRUPTED
 
 
 def _say(line: str) -> None:
-    """The run's one line on stderr; a rank other than 0 of a running process group only logs it (rank 0
-    names the failing rank for the run)."""
-    if _DIST.active and not _DIST.is_main and _DIST.store is not None:
+    """The run's one line on stderr; a rank other than 0 of a running process group, or of an --nproc run, only
+    logs it (rank 0, or the --nproc launcher, names the failing rank for the run)."""
+    global _LINE
+    _LINE = line
+    if (_DIST.active and not _DIST.is_main and _DIST.store is not None) or launcher.quiet_rank():
         runlog.file_only(logging.ERROR, "%s", line)
     else:
         print(line, file=sys.stderr)

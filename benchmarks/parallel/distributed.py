@@ -1,22 +1,47 @@
 """Data-parallel runs: one process per device, started by torchrun (or `--nproc N`, which calls torchrun's
-Python API), any number of devices and nodes.
+Python API: benchmarks.parallel.launcher), any number of devices and nodes.
 
 Everything here builds on torch.distributed; there is no launcher or transport of our own:
 - the process group is torch's, on the backend torch maps to the device type (NCCL for CUDA, gloo for the
   CPU: `torch.distributed.Backend.default_device_backend_map`), joined through torchrun's rendezvous
-  (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT in the environment);
-- the harness's own traffic is small and host-side: barriers on a gloo group (waited for in a Python loop, so
-  a signal or a peer's failure is seen while waiting), and Python values (per-pass predictions and times, the
-  per-rank figures, the output folder) as JSON through the process group's key-value store.
+  (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT in the environment), with `--dist_timeout` as its timeout;
+- the harness's own traffic is small and host-side, on a gloo group (the process group itself on the CPU) and
+  the process group's key-value store.
+
+Torch's machinery first, decided wait by wait (measured with gloo, torch 2.13, on one host):
+- Joining: `init_process_group(timeout=--dist_timeout)`, torch's rendezvous and its deadline.
+- The host names and the run's folder: `all_gather_object` and `broadcast_object_list` on the gloo group, bounded
+  by its timeout. Every rank comes to them straight from the rendezvous and rank 0 only makes a folder, so nobody
+  waits more than milliseconds; a peer that dies meanwhile closes its connections and gloo raises at once
+  ("Connection closed by peer", 2 ms after a SIGKILL). They carry strings the ranks made.
+- The barrier before each timed pass: torch's barrier on the gloo group with `async_op=True`, waited for in a
+  Python loop. A rank waits there as long as the slowest rank's load, compile and warm-up (minutes), and a
+  thread blocked in a C++ call runs no Python signal handler until the call returns: a blocking barrier (or
+  `monitored_barrier`, which blocks too) would leave the rank deaf to Ctrl-C, SIGTERM and its watchdog, and
+  torchrun SIGKILLs a worker 30 s after its SIGTERM, its end unrecorded. Polled, the barrier still ends the
+  moment gloo sees a peer's connection close (its error becomes PeerFailed, and rank 0 names the rank).
+  `monitored_barrier`'s one gain, naming the ranks that did not arrive, comes here from their end records and
+  heartbeats; it is not used.
+- Each pass's records and the rank records at the end: JSON through the store, which rank 0 alone polls. A
+  collective (`gather_object`) would hold every rank at the end of every pass until the slowest arrives, block
+  rank 0 as above, and unpickle what comes from the network; the store's values are only ever parsed as JSON.
+- A peer's liveness: our own heartbeat (a counter in the store) and watchdog thread, for what torch lacks. Gloo
+  sees a dead peer only inside a collective and NCCL's watchdog only a stuck collective; a rank killed on another
+  node is not stopped by this node's torchrun agent either (each agent watches its own workers). Keeping a gloo
+  operation open as a liveness probe would notice a killed peer at once, but a process cannot exit while one is
+  pending (its worker thread is joined at exit: measured, rank 0 then waited for its peer's exit), so a rank with a
+  hung peer could never end. The watchdog names the rank and stops the survivors on every node.
 
 A run with WORLD_SIZE unset or 1 never creates a process group: `Dist()` is the single process and every
 function below is then a no-op returning what one process would have.
 
 Faults: every rank writes how it ended under `end/<rank>` in the store. A rank that fails says so there and
-exits; the others see it at their next barrier or gather (checked twice a second) or are stopped by torchrun
-(which ends all workers when one exits non-zero), and rank 0 records the failing rank and its error. A rank
-killed without a word (SIGKILL, the OOM killer) is named by its missing end key. Every wait has a deadline
-(`timeout_s`, `--dist_timeout`), so no barrier waits forever.
+exits; the others see it at their next barrier or gather (checked twice a second), through their watchdog, or
+are stopped by torchrun (which ends its node's workers when one exits non-zero), and rank 0 records the failing
+rank and its error. A rank that ends without a word (SIGKILL, the OOM killer, a lost node) is named by its
+heartbeat: silent for `--dist_silence_s` (default SILENCE_S) while the run goes on, every other rank's watchdog
+stops its rank; once a rank is stopped, its peers' ends are known within SILENT_AFTER_S. Every wait has a
+deadline (`timeout_s`, `--dist_timeout`), so no barrier waits forever.
 """
 from __future__ import annotations
 
@@ -26,7 +51,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -38,9 +62,10 @@ log = logging.getLogger("benchmarks")
 
 DEFAULT_TIMEOUT_S = 900.0  # the longest a rank waits for the others at a barrier or gather
 PEER_CHECK_S = 0.5  # how often a waiting rank (and the watchdog) looks for a peer's end
-HEARTBEAT_S = 1.0  # every rank's watchdog counts up `alive/<rank>` this often
+HEARTBEAT_S = 0.5  # every rank's watchdog counts up `alive/<rank>` this often
 SILENT_AFTER_S = 4.0  # a stopped rank 0 takes a peer whose heartbeat stood still this long for dead
-DEAD_AFTER_S = 60.0  # a running rank stops the run when a peer's heartbeat stood still this long
+SILENCE_S = 10.0  # --dist_silence_s: a running rank stops the run when a peer's heartbeat stood still this long
+MIN_SILENCE_S = 2.0  # 4 heartbeats: less would take a rank busy for a moment (a GIL-holding call) for dead
 SHARDING = "contiguous shards balanced by prompt tokens (BOS included), in the workload's order"
 
 
@@ -65,12 +90,14 @@ class Dist:
     local_rank: int = 0
     host: str = field(default_factory=socket.gethostname)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    silence_s: float = SILENCE_S
     backend: str | None = None
     hosts: list[str] = field(default_factory=list)
     store: Any = field(default=None, repr=False)
     group: Any = field(default=None, repr=False)
     _tags: dict[str, int] = field(default_factory=dict, repr=False)
-    stopped_by: str | None = None  # why the watchdog stopped this rank (a peer's end)
+    stopped_by: str | None = None  # why the watchdog stopped this rank (a peer's end or silence)
+    silent: set[int] = field(default_factory=set)  # ranks the watchdog found silent for silence_s
     watching: bool = False  # the watchdog may interrupt the main thread (while the run goes on)
 
     @property
@@ -89,7 +116,7 @@ class Dist:
         """result.json's `distributed` block as known at the start."""
         return {"world_size": self.world_size, "backend": self.backend, "control": "gloo group + store",
                 "hosts": list(self.hosts), "nodes": len(set(self.hosts)), "sharding": SHARDING,
-                "timeout_s": self.timeout_s}
+                "timeout_s": self.timeout_s, "silence_s": self.silence_s}
 
 
 def _env_int(name: str, default: int) -> int:
@@ -102,11 +129,11 @@ def _env_int(name: str, default: int) -> int:
         raise BenchmarkError(f"environment variable {name}={text!r} is not an integer (set by torchrun)") from None
 
 
-def from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> Dist:
+def from_env(timeout_s: float = DEFAULT_TIMEOUT_S, silence_s: float = SILENCE_S) -> Dist:
     """The rank, world size and local rank torchrun put in the environment; Dist() without them."""
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
-        return Dist(timeout_s=timeout_s)
+        return Dist(timeout_s=timeout_s, silence_s=silence_s)
     rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if not 0 <= rank < world:
         raise BenchmarkError(f"RANK={rank} is outside WORLD_SIZE={world}")
@@ -114,7 +141,7 @@ def from_env(timeout_s: float = DEFAULT_TIMEOUT_S) -> Dist:
     if missing:  # the process group's rendezvous would fail deep in torch, after the run folder exists
         raise BenchmarkError(f"environment: WORLD_SIZE={world} but {' and '.join(missing)} not set; start a "
                              "data-parallel run with torchrun (or --nproc N), which sets them, or unset WORLD_SIZE")
-    return Dist(rank=rank, world_size=world, local_rank=local, timeout_s=timeout_s)
+    return Dist(rank=rank, world_size=world, local_rank=local, timeout_s=timeout_s, silence_s=silence_s)
 
 
 def device_options(options: Any, ctx: Dist) -> Any:
@@ -165,7 +192,12 @@ def setup(ctx: Dist, device: Any) -> Dist:
 
     timeout = _dt.timedelta(seconds=ctx.timeout_s)
     ctx.backend = td.Backend.default_device_backend_map.get(device.type, "gloo")
-    td.init_process_group(backend=ctx.backend, timeout=timeout)
+    try:
+        td.init_process_group(backend=ctx.backend, timeout=timeout)
+    except (RuntimeError, TimeoutError) as exc:  # torch's DistStoreError naming a store key, e.g. /default_pg/0//cpu//0/1
+        raise PeerFailed(f"rank {ctx.rank}: not every rank joined the process group within {ctx.timeout_s:g} s "
+                         "(--dist_timeout): one refused its input or could not start (its node's launcher log says "
+                         f"why); torch: {_gloo_error(exc)}") from exc
     if td.get_world_size() != ctx.world_size or td.get_rank() != ctx.rank:
         raise BenchmarkError(f"process group has rank {td.get_rank()} of {td.get_world_size()}, the environment "
                              f"says {ctx.rank} of {ctx.world_size}")
@@ -182,9 +214,9 @@ def _beats(ctx: Dist, r: int) -> int:
 
 def start_watchdog(ctx: Dist) -> None:
     """A daemon thread: this rank's heartbeat, and, while `ctx.watching`, a stop (SIGTERM's handler run in
-    the main thread: the run records an interruption that rank 0 attributes) when another rank has ended
-    other than completed, or its heartbeat has stood still for DEAD_AFTER_S (killed with no launcher
-    to notice). Under torchrun the launcher usually stops the ranks first."""
+    the main thread: the run records how it ended, and rank 0 names the rank) when another rank has ended
+    other than completed, or its heartbeat has stood still for `ctx.silence_s` (killed, hung, or its node
+    lost: nothing on this node notices that, torchrun's agent included)."""
     import _thread
     import signal
     import threading
@@ -196,23 +228,35 @@ def start_watchdog(ctx: Dist) -> None:
         while True:
             try:
                 ctx.store.add(f"alive/{ctx.rank}", 1)
-                now = time.monotonic()
-                for r, (count, since) in seen.items():
-                    beats = _beats(ctx, r)
-                    seen[r] = (beats, now) if beats != count else (count, since)
-                ended = ended_peers(ctx)
-                stale = [r for r, (count, since) in seen.items() if now - since > DEAD_AFTER_S]
+                ended, stale = look(ctx, seen, time.monotonic())
             except Exception:  # the store is gone (rank 0's node): the waits and the launcher handle it
                 return
             if ctx.watching and (ended or stale):
+                ctx.silent.update(stale)
                 r = ended[0][0] if ended else stale[0]
                 ctx.stopped_by = (f"rank {r} ended ({ended[0][1]['status']})" if ended
-                                  else f"rank {r} stopped its heartbeat {DEAD_AFTER_S:.0f} s ago")
+                                  else f"rank {r}'s heartbeat stood still for {ctx.silence_s:g} s (--dist_silence_s)")
                 ctx.watching = False
                 _thread.interrupt_main(signal.SIGTERM)
-            time.sleep(min(HEARTBEAT_S, PEER_CHECK_S))
+            time.sleep(HEARTBEAT_S)
 
     threading.Thread(target=watch, name="llama-bench-watchdog", daemon=True).start()
+
+
+def look(ctx: Dist, seen: dict[int, tuple[int, float]], now: float
+         ) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
+    """One look of the watchdog at the other ranks: (those that ended other than completed, with their end; those
+    whose heartbeat has stood still longer than `ctx.silence_s`). `seen` (rank -> last heartbeat count and when it
+    last moved) is updated; a rank that completed leaves it (its heartbeat stops with it: done, not silent)."""
+    ends = {r: _end_of(ctx, r) for r in sorted(seen)}
+    for r, end in ends.items():
+        if end is not None and end["status"] == "completed":
+            del seen[r]
+    for r, (count, since) in seen.items():
+        beats = _beats(ctx, r)
+        seen[r] = (beats, now) if beats != count else (count, since)
+    ended = [(r, end) for r, end in ends.items() if end is not None and end["status"] != "completed"]
+    return ended, [r for r, (count, since) in seen.items() if now - since > ctx.silence_s]
 
 
 def teardown(ctx: Dist) -> None:
@@ -254,7 +298,27 @@ def barrier(ctx: Dist, what: str) -> None:
 
     work = td.barrier(group=ctx.group, async_op=True)
     _wait(ctx, work.is_completed, f"the barrier before {what}")
-    work.wait()  # raises gloo's own error, if the barrier ended with one
+    try:
+        work.wait()  # gloo's own error, if the barrier ended with one
+    except RuntimeError as exc:  # a peer's connection closed (it died): rank 0 names it (attribute)
+        raise PeerFailed(f"the barrier before {what} failed on rank {ctx.rank}: {_gloo_error(exc)}") from exc
+
+
+def _gloo_error(exc: BaseException) -> str:
+    """Gloo's message without its source position (`[.../pair.cc:553] Connection closed by peer ...`)."""
+    text = " ".join(str(exc).split())
+    if text.startswith("[") and "] " in text:
+        text = text.split("] ", 1)[1]
+    return text.split(". This is typically", 1)[0][:300]
+
+
+def _collective(ctx: Dist, what: str, call: Callable[[], Any]) -> Any:
+    """A blocking object collective on the gloo group (torch's, bounded by the group's timeout), for exchanges
+    every rank reaches at once; a peer that died meanwhile is a PeerFailed, as at a barrier."""
+    try:
+        return call()
+    except RuntimeError as exc:
+        raise PeerFailed(f"rank {ctx.rank} could not exchange {what}: {_gloo_error(exc)}") from exc
 
 
 def _key(ctx: Dist, tag: str) -> str:
@@ -279,27 +343,31 @@ def gather(ctx: Dist, tag: str, value: Any) -> list[Any] | None:
     return out
 
 
-def all_gather(ctx: Dist, tag: str, value: Any) -> list[Any]:
-    """Every rank gets every rank's JSON-able `value` (small values; the keys stay in the store)."""
+def all_gather(ctx: Dist, tag: str, value: str) -> list[str]:
+    """Every rank gets every rank's string `value`, by rank (torch's all_gather_object; every rank reaches it at
+    once: no Python wait needed)."""
     if not ctx.active:
         return [value]
-    key = _key(ctx, tag)
-    ctx.store.set(f"{key}/{ctx.rank}", json.dumps(value))
-    keys = [f"{key}/{r}" for r in range(ctx.world_size)]
-    _wait(ctx, lambda: ctx.store.check(keys), f"every rank's {tag}")
-    return [json.loads(ctx.store.get(k)) for k in keys]
+    import torch.distributed as td
+
+    out: list[Any] = [None] * ctx.world_size
+    _collective(ctx, f"every rank's {tag}", lambda: td.all_gather_object(out, str(value), group=ctx.group))
+    return [str(v) for v in out]
 
 
-def share(ctx: Dist, tag: str, value: Any = None) -> Any:
-    """Rank 0's JSON-able `value`, on every rank."""
+def share(ctx: Dist, tag: str, value: dict[str, str] | None = None) -> dict[str, str]:
+    """Rank 0's `value` (a dict of strings), on every rank (torch's broadcast_object_list; the others wait only
+    while rank 0 makes the run's folder)."""
     if not ctx.active:
-        return value
-    key = _key(ctx, tag)
-    if ctx.is_main:
-        ctx.store.set(key, json.dumps(value))
-        return value
-    _wait(ctx, lambda: ctx.store.check([key]), f"rank 0's {tag}")
-    return json.loads(ctx.store.get(key))
+        return value or {}
+    import torch.distributed as td
+
+    box: list[Any] = [{str(k): str(v) for k, v in (value or {}).items()} if ctx.is_main else None]
+    _collective(ctx, f"rank 0's {tag}", lambda: td.broadcast_object_list(box, src=0, group=ctx.group))
+    got = box[0]
+    if not isinstance(got, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in got.items()):
+        raise PeerFailed(f"rank 0's {tag} came as {type(got).__name__}, not a dict of strings")
+    return got
 
 
 class PostingSink:
@@ -431,7 +499,8 @@ def peer_ends(ctx: Dist, wait_s: float = SILENT_AFTER_S) -> dict[int, dict[str, 
             for r in ends:
                 if ends[r] is None:
                     ends[r] = _end_of(ctx, r)
-            if all(e is not None for e in ends.values()):
+            # a rank the watchdog found silent for --dist_silence_s is not waited for again
+            if all(e is not None or r in ctx.silent for r, e in ends.items()):
                 return ends
             if time.monotonic() - start >= wait_s:
                 break
@@ -446,7 +515,8 @@ def peer_ends(ctx: Dist, wait_s: float = SILENT_AFTER_S) -> dict[int, dict[str, 
 
 def attribute(ctx: Dist, exc: BaseException) -> BaseException:
     """Rank 0, stopped by a peer's end or by a signal: the failing rank's error when there is one (a rank
-    that failed, or one that vanished without a word), else `exc` itself (an interruption of all ranks)."""
+    that failed, or one that vanished without a word), an interruption naming the rank a signal stopped, else
+    `exc` itself (an interruption of all ranks)."""
     if not (ctx.active and ctx.is_main and isinstance(exc, (PeerFailed, KeyboardInterrupt, TimeoutError))):
         return exc
     ctx.watching = False
@@ -457,8 +527,17 @@ def attribute(ctx: Dist, exc: BaseException) -> BaseException:
             return cls(f"rank {r}: {end['error']}")
     silent = [r for r, end in sorted(ends.items()) if end is None]
     if silent:
-        return RankFailed(f"rank {silent[0]}: ended without reporting an error (killed, e.g. SIGKILL or the "
-                          f"out-of-memory killer, or hung); its exit status is in the launcher's log")
+        r = silent[0]
+        how = (f"its heartbeat stood still for {ctx.silence_s:g} s" if r in ctx.silent
+               else "its heartbeat stood still once the run stopped")
+        return RankFailed(f"rank {r}: ended without reporting an error (killed, e.g. SIGKILL or the out-of-memory "
+                          f"killer, hung, or its node lost: {how}); its exit status is in its node's launcher log")
+    signalled = [r for r, end in sorted(ends.items()) if end is not None and end["status"] == "interrupted"]
+    if signalled and not (isinstance(exc, KeyboardInterrupt) and not ctx.stopped_by):
+        # a signal stopped another rank (a scheduler's SIGTERM to one node): the run was interrupted, as when
+        # rank 0 gets the signal itself (status interrupted, exit 130 under --nproc), not a failure
+        r = signalled[0]
+        return KeyboardInterrupt(f"rank {r} was stopped by a signal ({ends[r]['error']})")
     return exc
 
 
@@ -471,37 +550,3 @@ def end_states(ctx: Dist) -> dict[str, Any]:
     except Exception:
         pass
     return out
-
-
-# ----------------------------------------------------------------------------------------- launcher
-
-
-def launch(nproc: int, argv: Sequence[str], script: str) -> int:
-    """`--nproc N`: the same command under torchrun on this host (its Python API, standalone rendezvous),
-    `--nproc` left out. Returns rank 0's exit code; prints one line when rank 0 itself could not."""
-    import signal
-
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
-
-    for name in ("torch.distributed.elastic", "torch.distributed.run"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # rank 0 prints the run's one line
-    args = get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(nproc), script, *argv])
-    try:
-        run(args)
-    except SignalException as exc:  # Ctrl-C or SIGTERM on the launcher: torchrun has stopped every rank
-        print(f"interrupted: signal {exc.sigval}; every rank stopped (rank 0 recorded what finished)",
-              file=sys.stderr)
-        return 130
-    except ChildFailedError as exc:
-        failures = exc.failures
-        first = failures.get(0)
-        if first is not None and first.exitcode in (1, 2, 3, 130):
-            return first.exitcode
-        rank, failure = (0, first) if first is not None else min(failures.items())
-        code = failure.exitcode
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        print(f"run failed: rank {rank}: {how} (its log: run.log.rank{rank} in the run's folder)", file=sys.stderr)
-        return 3
-    return 0

@@ -256,6 +256,7 @@ def test_ctrl_c_on_the_launcher_stops_every_rank(tmp_path: Path, smoke_cache: Pa
     # 1 s after the compile: rank 1 is asleep in its pass, rank 0 done with its own
     _, stderr = signal_at_phase(proc, out / "result.json", "compile", signal.SIGINT, settle_s=1.0, timeout_s=90)
     assert proc.returncode == 130, stderr
+    assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("interrupted: "), stderr  # rank 0's line alone
     r = json.loads((out / "result.json").read_text())
     assert r["status"] == "interrupted", r.get("error")
     assert r["phases_done"] == ["init", "validation", "compile"]
@@ -296,3 +297,264 @@ def _rank_powers(result: dict[str, Any]) -> list[float]:
     total = result["energy"]["phases"]["inference"]["mean_power_w"]
     n = result["world_size"]
     return [total / n] * n
+
+
+# ------------------------------------------------------------------- issue 22: silence, exit codes, two nodes
+
+
+@pytest.mark.parametrize("value, needle", [("1", "--dist_silence_s 1.0: expected a number of seconds from 2"),
+                                           ("nan", "--dist_silence_s nan"), ("1e9", "to 604800")])
+def test_bad_silence_threshold(tmp_path: Path, value: str, needle: str) -> None:
+    argv = ["--smoke", "--dist_silence_s", value, "--output_dir", str(tmp_path / "o")]
+    assert_usage_error(CliRun(*cli(argv), tmp_path), needle)
+
+
+class _Store:
+    """The part of torch's key-value store the end records and heartbeats use, in memory."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def check(self, keys: list[str]) -> bool:
+        return all(k in self.values for k in keys)
+
+    def get(self, key: str) -> bytes:
+        return json.dumps(self.values[key]).encode()
+
+    def add(self, key: str, n: int) -> int:
+        self.values[key] = self.values.get(key, 0) + n
+        return self.values[key]
+
+
+def test_rank_0_names_a_silent_rank_at_once_and_waits_for_the_others_ends() -> None:
+    """A rank the watchdog found silent for --dist_silence_s is named without another wait; one that said how it
+    ended is named by its own error first."""
+    ctx = distributed.Dist(rank=0, world_size=3, store=_Store({"end/2": {"status": "stopped", "error": "x", "code": 3}}))
+    ctx.silent.add(1)
+    t0 = time.monotonic()
+    exc = distributed.attribute(ctx, KeyboardInterrupt("signal 15"))
+    assert time.monotonic() - t0 < 1.0  # not SILENT_AFTER_S
+    assert isinstance(exc, distributed.RankFailed)
+    assert str(exc).startswith("rank 1: ended without reporting an error (killed") and "stood still for 10 s" in str(exc)
+    failed = {"end/1": {"status": "failed", "error": "RuntimeError: boom", "code": 3}}
+    assert str(distributed.attribute(distributed.Dist(rank=0, world_size=2, store=_Store(failed)),
+                                     KeyboardInterrupt())) == "rank 1: RuntimeError: boom"
+    # a signal that stopped another rank alone: the run was interrupted (status interrupted, exit 130), not failed
+    signalled = {"end/1": {"status": "interrupted", "error": "KeyboardInterrupt: signal 15", "code": 130}}
+    exc = distributed.attribute(distributed.Dist(rank=0, world_size=2, store=_Store(signalled)),
+                                distributed.PeerFailed("rank 1 ended"))
+    assert isinstance(exc, KeyboardInterrupt) and str(exc) == "rank 1 was stopped by a signal (KeyboardInterrupt: signal 15)"
+    own = KeyboardInterrupt("signal 2")  # rank 0's own signal (Ctrl-C on the launcher reaches every rank): kept
+    assert distributed.attribute(distributed.Dist(rank=0, world_size=2, store=_Store(signalled)), own) is own
+
+
+def test_the_watchdog_takes_a_still_heartbeat_for_dead_but_not_a_rank_that_completed() -> None:
+    """Rank 1 completed and exited (its heartbeat stops with it), rank 2 stopped beating, rank 3 beats on, rank 4
+    failed: one look after --dist_silence_s names 2 as silent and 4 as ended, never 1."""
+    store = _Store({"alive/1": 7, "alive/2": 5, "alive/3": 9, "end/1": {"status": "completed", "error": None, "code": 0},
+                    "end/4": {"status": "failed", "error": "boom", "code": 3}})
+    ctx = distributed.Dist(rank=0, world_size=5, store=store, silence_s=10.0)
+    seen = {1: (7, 100.0), 2: (5, 100.0), 3: (8, 100.0), 4: (-1, 100.0)}
+    ended, stale = distributed.look(ctx, seen, now=105.0)  # 5 s: nobody silent yet
+    assert stale == [] and [r for r, _ in ended] == [4] and 1 not in seen
+    store.values["alive/3"] = 10
+    ended, stale = distributed.look(ctx, seen, now=110.5)  # 10.5 s after rank 2's last beat
+    assert stale == [2] and seen[3] == (10, 110.5)
+
+
+def _launcher_code(ends: dict[int, tuple[int, str | None]], failures: dict[int, int], signum: int | None = None
+                   ) -> tuple[int, str | None]:
+    from benchmarks.parallel import launcher
+
+    return launcher.exit_code({r: launcher.RankEnd(c, line) for r, (c, line) in ends.items()}, failures, signum)
+
+
+def test_nproc_maps_the_ranks_ends_back_to_one_exit_code_and_one_line() -> None:
+    said = "run failed: rank 1: RuntimeError: x; status failed recorded in o/result.json"
+    # rank 0 recorded the run and printed its own line: its code, nothing more
+    assert _launcher_code({0: (1, None), 1: (0, None)}, {0: 1}) == (1, None)  # a regression
+    assert _launcher_code({0: (2, "error: bad"), 1: (2, "error: bad")}, {0: 2, 1: 2}) == (2, None)
+    assert _launcher_code({0: (3, said), 1: (3, "x")}, {0: 3, 1: 3}) == (3, None)
+    assert _launcher_code({0: (130, "interrupted: signal 2"), 1: (130, None)}, {}, signum=2) == (130, None)
+    assert _launcher_code({0: (0, None), 1: (0, None)}, {}) == (0, None)
+    code, line = _launcher_code({0: (0, None)}, {1: 3})  # a rank that failed after the run completed
+    assert code == 0 and line.startswith("note: rank 1 exited with exit code 3 after the run completed")
+    # rank 0 left nothing: this launcher says the line
+    assert _launcher_code({1: (2, "error: data_dir d does not exist")}, {0: -9, 1: 2}) == (
+        2, "rank 1: error: data_dir d does not exist")
+    assert _launcher_code({}, {0: -9}) == (3, "run failed: rank 0: killed by SIGKILL (its log: run.log in the "
+                                               "run's folder)")
+    assert _launcher_code({}, {1: -9, 2: 3}) == (3, "run failed: rank 1: killed by SIGKILL (its log: run.log.rank1 "
+                                                    "in the run's folder)")
+    assert _launcher_code({1: (3, "run failed: rank 1: boom")}, {0: -9, 1: 3})[0] == 3
+    code, line = _launcher_code({}, {}, signum=15)
+    assert code == 130 and line.startswith("interrupted: signal 15")
+
+
+def test_rank_ends_round_trip_and_refuse_what_is_not_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.parallel import launcher
+
+    monkeypatch.setenv(launcher.ENDS_ENV, str(tmp_path))
+    monkeypatch.setenv("RANK", "1")
+    assert launcher.quiet_rank()
+    launcher.leave_end(3, "run failed: x")
+    (tmp_path / "2.json").write_text('{"code": "3", "line": null}')  # not an int code
+    (tmp_path / "9.json").write_text("[" * 100)
+    (tmp_path / "x.json").write_text('{"code": 0, "line": null}')
+    assert launcher.read_ends(tmp_path) == {1: launcher.RankEnd(3, "run failed: x")}
+    monkeypatch.setenv("RANK", "0")
+    assert not launcher.quiet_rank()
+
+
+@pytest.mark.slow
+def test_nproc_returns_the_run_s_own_code_with_one_line(tmp_path: Path, smoke_cache: Path) -> None:
+    """--nproc 2: a regression exits 1 (torchrun alone: 1 with its ChildFailedError report) and a bad input 2 with
+    one line (not one per rank); 0 is test_two_ranks_report_the_system_s_tokens_per_joule, 3 the failing and killed
+    rank, 130 Ctrl-C on the launcher."""
+    from results_support import REGRESS_YAML
+
+    regress = tmp_path / "regress.yaml"
+    regress.write_text(REGRESS_YAML, encoding="utf-8")
+    env = _env(smoke_cache)
+    gate = _run([sys.executable, SCRIPT, *SMOKE_ARGS, "--quiet", "--nproc", "2", "--baseline", str(regress),
+                 "--output_dir", str(tmp_path / "gate")], env)
+    assert gate.returncode == 1, gate.stderr
+    assert "Traceback" not in gate.stderr and "ChildFailedError" not in gate.stderr and gate.stderr.strip() == ""
+    assert "gate: REGRESSION" in gate.stdout
+    assert json.loads((tmp_path / "gate" / "result.json").read_text())["status"] == "completed"
+    bad = _run([sys.executable, SCRIPT, "--limit", "2", "--quiet", "--nproc", "2", "--data_dir",
+                str(tmp_path / "missing"), "--output_dir", str(tmp_path / "bad")], env)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and bad.stderr.startswith("error: data_dir "), \
+        bad.stderr
+    assert not list(Path(tempfile_dir()).glob("llama-bench-ranks-*"))  # the launcher's folder is gone
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_rank_killed_on_the_node_not_hosting_the_rendezvous_ends_the_job_within_15_s(
+        tmp_path: Path, smoke_cache: Path, rankfault: Path) -> None:
+    """Two torchrun agents on localhost (two nodes of one process each); node 0's agent hosts the c10d rendezvous
+    and sorts first (its --local_addr), so rank 1 runs on node 1. Rank 1 is SIGKILLed in its inference pass:
+    node 1's agent ends, node 0's agent does not notice (it watches its own workers), and rank 0 is stopped by its
+    watchdog after --dist_silence_s (default 10 s) of rank 1's silence. Measured before issue 22: 67.8 s."""
+    out, port = tmp_path / "out", _free_port()
+    env = _env(smoke_cache, LLAMA_BENCH_VENDOR_PATH=str(rankfault), FAULT_RANK="1", FAULT_AFTER="10",
+               FAULT_MODE="kill")
+    agents = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+               "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", f"issue22-{port}",
+               "--rdzv_conf", f"is_host={1 - node}", "--local_addr", f"127.0.0.{node + 1}", SCRIPT, *SMOKE_ARGS,
+               "--vendor", "rankfault", "--set", "compiler=rank_fault", "--output_dir", str(out), "--quiet"]
+        agents.append(subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True))
+    try:
+        _, err1 = agents[1].communicate(timeout=180)  # node 1's agent ends when its rank is killed
+        _, err0 = agents[0].communicate(timeout=60)
+        ended = _seconds_of_day(time.time())
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait()
+    assert agents[1].returncode == 1 and "exitcode  : -9" in err1 and "rank      : 1 " in err1, err1  # torchrun: 1
+    assert agents[0].returncode == 1, err0
+    ours = [line for line in err0.splitlines() if line.startswith(("run failed:", "error:", "interrupted:"))]
+    assert len(ours) == 1 and ours[0].startswith("run failed: rank 1: ended without reporting an error (killed"), err0
+    assert "stood still for 10 s" in ours[0]
+    r = json.loads((out / "result.json").read_text())
+    assert r["status"] == "failed" and r["error"].startswith("RankFailed: rank 1: ")
+    assert r["distributed"]["silence_s"] == 10 and r["distributed"]["ranks_at_end"]["1"] is None
+    assert r["phases_done"] == ["init", "validation", "compile"]
+    import re
+
+    # from node 1's agent seeing its rank die (its log line's time: 0.1 s after the kill) to node 0's agent's exit
+    killed = re.search(r"^E\d{4} (\d\d):(\d\d):(\d\d\.\d+) .*failed \(exitcode: -9\)", err1, re.M)
+    assert killed, err1
+    took = (ended - (int(killed[1]) * 3600 + int(killed[2]) * 60 + float(killed[3]))) % 86400
+    assert took < 15, f"node 0's job ended {took:.1f} s after rank 1 was killed"
+    _no_process_left(out)
+
+
+def _seconds_of_day(t: float) -> float:
+    import datetime as dt
+
+    now = dt.datetime.fromtimestamp(t)  # local time, as torchrun's log lines
+    return now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+
+
+def _worker_pid(out: Path, rank: int) -> int | None:
+    """The pid of the worker of rank `rank` of the run writing to `out` (its command line and environment)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(out) in cmdline and "run_benchmark.py" in cmdline and f"RANK={rank}".encode() in environ \
+                and any(e.startswith(b"LOCAL_RANK=") for e in environ):
+            return int(proc.name)
+    return None
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_is_an_interruption_with_130(tmp_path: Path, smoke_cache: Path, rankfault: Path) -> None:
+    """SIGTERM to rank 1 alone (a scheduler preempting one node) while it sleeps in its inference pass: rank 0
+    records status interrupted naming the rank, and --nproc exits 130, the code of that status."""
+    out = tmp_path / "out"
+    env = _env(smoke_cache, LLAMA_BENCH_VENDOR_PATH=str(rankfault), FAULT_RANK="1", FAULT_AFTER="10",
+               FAULT_MODE="sleep")
+    proc = subprocess.Popen(_faulty_cmd(out), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if "compile" in json.loads((out / "result.json").read_text()).get("phases_done", []):
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        time.sleep(1.0)
+        pid = _worker_pid(out, 1)
+        assert pid is not None and proc.poll() is None, proc.communicate()
+        os.kill(pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines() == [stderr.strip()], stderr
+    assert stderr.startswith("interrupted: rank 1 was stopped by a signal (KeyboardInterrupt: signal 15)"), stderr
+    r = json.loads((out / "result.json").read_text())
+    assert r["status"] == "interrupted" and r["distributed"]["ranks_at_end"]["1"]["status"] == "interrupted"
+    _no_process_left(out)
+
+
+def test_the_scale_model_s_table_in_the_docs_is_the_model_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/multi_gpu.md's table of e2e time against N devices is tools/scale_model.py's, whose constants give back
+    the measured one-device run (session 7: e2e 806 s)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scale_model", REPO_ROOT / "tools" / "scale_model.py")
+    model = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "scale_model", model)  # its dataclass looks its module up there
+    spec.loader.exec_module(model)
+    assert model.e2e_s(1) == pytest.approx(806, abs=1)
+    assert doc_tables(REPO_ROOT / "docs" / "multi_gpu.md", "devices") == [model.row(n) for n in model.DEVICES]
+    assert [model.e2e_s(n) for n in (1, 8, 64)] == sorted([model.e2e_s(n) for n in (1, 8, 64)], reverse=True)
