@@ -10,7 +10,6 @@ import argparse
 import logging
 import os
 import re
-import signal
 import sys
 import traceback
 from pathlib import Path
@@ -192,11 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         runlog.restore_library_logs()
         release_all()
         distributed.teardown(_DIST)
-        # A data-parallel rank that ended is done: the launcher's SIGTERM to the others must not cut its exit
-        # code (the watchdog may have stopped it before the launcher's signal came).
+        # In the process's own entry point the signals stay ignored until it exits (signals.end): a data-parallel
+        # rank that ended is done, and the launcher's SIGTERM to the others must not cut its exit code (the
+        # watchdog may have stopped it before the launcher's signal came). Called in-process, the caller's
+        # handlers come back, whatever the run was.
         signals.end(previous)
-        if _DIST.active and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN and not signals.active():
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _interrupted_exit(exc: BaseException) -> int:

@@ -109,8 +109,12 @@ def test_nproc_under_torchrun_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")  # as torchrun sets them
     monkeypatch.setenv("MASTER_PORT", "29500")
+    before = signal.getsignal(signal.SIGTERM)
     run = CliRun(*cli(["--smoke", "--nproc", "2", "--output_dir", str(tmp_path / "o")]), tmp_path)
     assert_usage_error(run, "--nproc starts torchrun itself")
+    # a rank's run called in-process hands the caller's SIGTERM handler back (left ignored, a later test's
+    # subprocess inherited SIGTERM ignored and could not be stopped)
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 # ------------------------------------------------------------------------------------ real processes
