@@ -139,13 +139,25 @@ def wait_for_phase(proc: subprocess.Popen, result_json: Path, phase: str, timeou
     pytest.fail(f"phase {phase!r} not in {result_json} after {timeout_s:g} s")
 
 
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """Kills `proc` if it is still alive when the block ends (a failed check, a timeout), so that no test leaves
+    a benchmark process behind."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def signal_at_phase(proc: subprocess.Popen, result_json: Path, phase: str, sig: int = signal.SIGTERM,
                     settle_s: float = 0.0, again_after_s: float | None = None,
                     timeout_s: float = 120.0) -> tuple[str, str]:
     """The one wait-for-a-phase-then-signal of the tests: wait until `phase` is done (wait_for_phase), `settle_s`
     more, send `sig` (a second time `again_after_s` later when given) and return the process's (stdout, stderr).
     A process still alive after `timeout_s` (or when a check fails) is killed."""
-    try:
+    with reaped(proc):
         wait_for_phase(proc, result_json, phase, timeout_s)
         time.sleep(settle_s)
         assert proc.poll() is None, proc.communicate()
@@ -154,10 +166,6 @@ def signal_at_phase(proc: subprocess.Popen, result_json: Path, phase: str, sig: 
             time.sleep(again_after_s)
             proc.send_signal(sig)
         return proc.communicate(timeout=timeout_s)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 # ----------------------------------------------------------------------------------------------- data

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -21,11 +20,11 @@ from fault_helpers import (  # noqa: E402
     REPO_ROOT,
     assert_clean_exit,
     first_longer,
-    one_torch_thread,
     TEST_VENDORS,
     run_cli,
     signal_at_phase,
 )
+from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
 from benchmarks.reporting import atomic as results  # noqa: E402
 from benchmarks.llama2_7b_mmlu import Llama2MMLU  # noqa: E402
@@ -33,16 +32,9 @@ from benchmarks.llama2_7b_mmlu import Llama2MMLU  # noqa: E402
 N_QUESTIONS = 57  # --limit 1 over the 57 subjects
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with one_torch_thread():
-        yield
-
-
 @pytest.fixture(autouse=True)
-def _env(smoke_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _test_vendors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLAMA_BENCH_VENDOR_PATH", str(TEST_VENDORS))
-    monkeypatch.setenv("LLAMA_BENCH_CACHE", str(smoke_cache))
 
 
 def run_faulty(data_dir: Path, out: Path, *extra: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fault_helpers import REPO_ROOT, assert_clean_exit, assert_usage_error, run_cli  # noqa: E402
+from fault_helpers import REPO_ROOT, assert_clean_exit, assert_usage_error, reaped, run_cli  # noqa: E402
 from fault_helpers import one_thread_per_module, smoke_cache_env  # noqa: E402,F401  (autouse fixtures)
 
 from benchmarks.guard import locks, safe_io, safe_write  # noqa: E402
@@ -253,17 +253,13 @@ def test_sigterm_while_generating_smoke_data_leaves_no_half_made_cache(tmp_path:
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     root = cache / "smoke-v1"
-    try:
+    with reaped(proc):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None and not list(root.glob(".tmp-*")):
             time.sleep(0.005)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines() == [f"interrupted: signal {signal.SIGTERM.value}"]
     assert not list(root.glob(".tmp-*")) and not (root / ".complete-v1").exists()

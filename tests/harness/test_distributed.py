@@ -21,7 +21,7 @@ import pytest
 from benchmarks.parallel import distributed
 from benchmarks.measure import metrics, verdict
 from benchmarks.contracts import PeakFlops
-from fault_helpers import TEST_VENDORS, assert_usage_error, cli, CliRun, signal_at_phase
+from fault_helpers import TEST_VENDORS, assert_usage_error, cli, CliRun, reaped, signal_at_phase, wait_for_phase
 from results_support import SMOKE_ARGS, doc_tables, shared_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -524,24 +524,13 @@ def test_a_signal_to_one_rank_is_an_interruption_with_130(tmp_path: Path, smoke_
                FAULT_MODE="sleep")
     proc = subprocess.Popen(_faulty_cmd(out), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if "compile" in json.loads((out / "result.json").read_text()).get("phases_done", []):
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
+    with reaped(proc):
+        wait_for_phase(proc, out / "result.json", "compile")
         time.sleep(1.0)
         pid = _worker_pid(out, 1)
         assert pid is not None and proc.poll() is None, proc.communicate()
         os.kill(pid, signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines() == [stderr.strip()], stderr
     assert stderr.startswith("interrupted: rank 1 was stopped by a signal (KeyboardInterrupt: signal 15)"), stderr
