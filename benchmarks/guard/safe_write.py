@@ -152,8 +152,8 @@ def write_json(path: Path, data: Mapping[str, Any], what: str = "") -> None:
     write_text(path, json_text(data), what)
 
 
-def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]], what: str = "") -> None:
-    write_text(path, "".join(json.dumps(clean(r)) + "\n" for r in rows), what)
+def jsonl_text(rows: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(clean(r)) + "\n" for r in rows)
 
 
 def open_fd(path: Path, flags: int, what: str = "", create: bool = True) -> int:

@@ -4,12 +4,10 @@ NaN/inf, so every reader can parse it.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..guard import safe_write
-from ..guard.safe_write import clean as _clean, report_mode  # noqa: F401  (names kept for callers)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -25,4 +23,4 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(_clean(r)) + "\n" for r in rows))
+    atomic_write_text(path, safe_write.jsonl_text(rows))
